@@ -1,0 +1,115 @@
+//! Running a protocol: score, rank the target, collect per-user ranks.
+use crate::candidates::CandidateSet;
+use crate::metrics::rank_of;
+use crate::{EvalError, Recommender};
+use pulse_data::{Split, Stage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Protocol {
+    /// Rank the whole catalogue. With `mask_history`, items in the user's history are removed first,
+    /// so a repeat-purchase target cannot be hit (rank `None`); without it (RecBole's SASRec
+    /// behaviour), nothing is removed.
+    Full { mask_history: bool },
+    /// Rank the target among a materialised candidate list of `n` items.
+    Cand { n: usize },
+}
+
+impl Protocol {
+    pub fn name(&self) -> String {
+        match self {
+            Protocol::Full { .. } => "full".into(),
+            Protocol::Cand { n } => format!("cand{n}"),
+        }
+    }
+}
+
+/// Evaluates `rec` on `split` at `stage`, for the split users at `users` (indices into
+/// `split.users`; all when `None`). Returns one rank per evaluated user. `progress(done, total)` is
+/// called after each batch.
+pub fn evaluate(
+    rec: &dyn Recommender,
+    split: &Split,
+    stage: Stage,
+    protocol: Protocol,
+    candidates: Option<&CandidateSet>,
+    users: Option<&[usize]>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Option<u32>>, EvalError> {
+    let all: Vec<usize>;
+    let users = match users {
+        Some(u) => u,
+        None => {
+            all = (0..split.users.len()).collect();
+            &all
+        }
+    };
+    if let Protocol::Cand { n } = protocol {
+        let c = candidates.ok_or_else(|| EvalError::Invalid("candidate protocol without a candidate set".into()))?;
+        if stage != Stage::Test {
+            return Err(EvalError::Invalid("candidate lists are drawn for the test stage only".into()));
+        }
+        if c.n != n || c.fingerprint != split.fingerprint {
+            return Err(EvalError::Invalid(format!(
+                "candidate set (n={}, split {}) does not fit {} on split {}",
+                c.n,
+                c.fingerprint,
+                protocol.name(),
+                split.fingerprint
+            )));
+        }
+    }
+    let model_err = |e| EvalError::Model { model: rec.name().to_string(), source: e };
+    let mut ranks = Vec::with_capacity(users.len());
+    let bs = rec.batch_size().max(1);
+    for chunk in users.chunks(bs) {
+        let queries: Vec<(Vec<u32>, u32)> = chunk
+            .iter()
+            .map(|&u| {
+                let su = &split.users[u];
+                match stage {
+                    Stage::Valid => (su.train.clone(), su.valid),
+                    Stage::Test => (su.test_history(), su.test),
+                }
+            })
+            .collect();
+        let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
+        match protocol {
+            Protocol::Full { mask_history } => {
+                let scores = rec.score_all(&hist).map_err(model_err)?;
+                for ((h, target), row) in queries.iter().zip(&scores) {
+                    if row.len() != split.n_items {
+                        return Err(EvalError::Invalid(format!(
+                            "model {} returned {} scores for {} items",
+                            rec.name(),
+                            row.len(),
+                            split.n_items
+                        )));
+                    }
+                    if mask_history {
+                        let seen: HashSet<u32> = h.iter().copied().collect();
+                        if seen.contains(target) {
+                            ranks.push(None);
+                        } else {
+                            ranks.push(rank_of(row, *target as usize, |j| seen.contains(&(j as u32))));
+                        }
+                    } else {
+                        ranks.push(rank_of(row, *target as usize, |_| false));
+                    }
+                }
+            }
+            Protocol::Cand { .. } => {
+                let c = candidates.expect("checked above");
+                let lists: Vec<&[u32]> = chunk.iter().map(|&u| c.lists[u].as_slice()).collect();
+                let scores = rec.score_candidates(&hist, &lists).map_err(model_err)?;
+                for row in &scores {
+                    ranks.push(rank_of(row, 0, |_| false));
+                }
+            }
+        }
+        progress(ranks.len(), users.len());
+    }
+    Ok(ranks)
+}
