@@ -1,1 +1,128 @@
-fn main(){}
+//! `pulse` — the binary. Parses arguments (args.rs) and calls the library crates (commands.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod args;
+mod commands;
+mod experiment;
+
+use anyhow::{bail, Result};
+use args::{Cli, Cmd, DataCmd};
+use clap::Parser;
+use commands::*;
+use indicatif_shim::progress;
+use pulse_eval::{paired_bootstrap, per_user_value, EvalReport, RankFile};
+
+mod indicatif_shim {
+    /// A progress bar on stderr (hidden when quiet or not a terminal).
+    pub fn progress(quiet: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+        if quiet {
+            return indicatif::ProgressBar::hidden();
+        }
+        let pb = indicatif::ProgressBar::new(len);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(what.to_string());
+        pb
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = if cli.quiet { "error" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {}", one_line(&format!("{e:#}")));
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Data { cmd: DataCmd::Stats { data, json } } => {
+            let l = load_data(&DataSpec::from(&data))?;
+            let st = pulse_data::stats(&l.ds, &l.split);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", stats_table(&st));
+            }
+        }
+        Cmd::Eval(a) => {
+            let spec = DataSpec::from(&a.data);
+            let sasrec = sasrec_config(a.config.as_deref(), a.loss, a.max_epochs)?;
+            let p = protocol(a.protocol, !a.no_mask_history);
+            let l = load_data(&spec)?;
+            let t = train_model(a.model, &l, &sasrec, a.seed, a.checkpoint_dir.clone(), cli.quiet)?;
+            let o = run_protocol(&l, &t, model_name(a.model), p, a.seed, a.candidates.clone(), a.bootstrap, cli.quiet)?;
+            write_outputs(&a.out, &o, &t)?;
+            let m = &o.report.metrics;
+            let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            println!("{} {} {} (n={}): {}", o.report.dataset, o.report.model, o.report.protocol, o.report.n_users, line.join("  "));
+        }
+        Cmd::Compare(a) => compare(&a)?,
+        Cmd::Experiment(a) => experiment::run(&a.config, &a.results, cli.quiet)?,
+    }
+    Ok(())
+}
+
+fn stats_table(s: &pulse_data::Stats) -> String {
+    let rows: Vec<(&str, String)> = vec![
+        ("dataset", s.dataset.clone()),
+        ("format", s.format.clone()),
+        ("users", s.users.to_string()),
+        ("items", s.items.to_string()),
+        ("interactions", s.interactions.to_string()),
+        ("avg length", format!("{:.2}", s.avg_length)),
+        ("min / max length", format!("{} / {}", s.min_length, s.max_length)),
+        ("repeated (user,item) pairs", s.repeated_pairs.to_string()),
+        ("title coverage", format!("{:.2}% ({} empty, fallback text used)", 100.0 * s.title_coverage, s.empty_titles)),
+        ("items with description", s.with_description.to_string()),
+        ("interactions with rating / review", format!("{} / {}", s.with_rating, s.with_review)),
+        ("users in split (>= 3 events)", s.split_users.to_string()),
+        ("users dropped (too short)", s.dropped_short_users.to_string()),
+        ("repeat test targets", s.repeat_test_targets.to_string()),
+    ];
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<w$}  {v}\n")).collect()
+}
+
+fn compare(a: &args::CompareArgs) -> Result<()> {
+    let (ra, rb) = (EvalReport::read(&a.a)?, EvalReport::read(&a.b)?);
+    if ra.protocol != rb.protocol || ra.dataset != rb.dataset {
+        bail!("cannot compare {} {} with {} {}", ra.dataset, ra.protocol, rb.dataset, rb.protocol);
+    }
+    let (fa, fb) = (RankFile::read(&RankFile::path_for(&a.a))?, RankFile::read(&RankFile::path_for(&a.b))?);
+    if fa.users != fb.users {
+        bail!("{} and {} rank different users; a paired comparison needs the same users", a.a.display(), a.b.display());
+    }
+    let metrics = if a.metric.is_empty() { ra.metrics.keys().cloned().collect() } else { a.metric.clone() };
+    println!("{} {} — {} vs {} (n={}, {} paired resamples)", ra.dataset, ra.protocol, ra.model, rb.model, fa.users.len(), a.resamples);
+    println!("{:<10} {:>9} {:>9} {:>9}  {:<22} {}", "metric", ra.model, rb.model, "diff", "95% CI of diff", "P(diff<=0)");
+    for m in metrics {
+        let va: Option<Vec<f64>> = fa.ranks.iter().map(|&r| per_user_value(&m, r)).collect();
+        let vb: Option<Vec<f64>> = fb.ranks.iter().map(|&r| per_user_value(&m, r)).collect();
+        let (Some(va), Some(vb)) = (va, vb) else { bail!("unknown metric '{m}'") };
+        let ci = paired_bootstrap(&va, &vb, a.resamples, a.seed);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "{:<10} {:>9.4} {:>9.4} {:>+9.4}  [{:+.4}, {:+.4}]      {:.4}",
+            m,
+            mean(&va),
+            mean(&vb),
+            ci.estimate,
+            ci.lo,
+            ci.hi,
+            ci.frac_le_zero
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+use candle_core::{Device, Tensor};
+use pulse_baselines::sasrec::{train, Activation, SasRec, SasRecConfig, TrainOptions};
+use pulse_baselines::{Loss, Pop};
+use pulse_data::{Rng, Split, SplitUser, Stage};
+use pulse_eval::{evaluate, metrics_from_ranks, Protocol, Recommender};
+
+fn tiny(loss: Loss) -> SasRecConfig {
+    SasRecConfig {
+        max_len: 6,
+        hidden: 8,
+        blocks: 2,
+        heads: 2,
+        dropout: 0.0,
+        // finite differences are only valid where the function is smooth: ReLU's kinks make them
+        // wrong whenever a step crosses one, so the check runs on the GELU variant (ReLU's own
+        // backward is candle's and is tested away from 0 below)
+        activation: Activation::Gelu,
+        loss,
+        batch_size: 4,
+        ..Default::default()
+    }
+}
+
+/// Every parameter tensor gets a non-zero gradient that matches a central finite difference along a
+/// random direction (this catches candle ops that silently drop gradients).
+fn check_gradients(loss: Loss) {
+    let mut rng = Rng::new(5);
+    let m = SasRec::new(tiny(loss), 9, &mut rng).unwrap();
+    // sequences of different lengths, so padding and masking are exercised
+    let seqs: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4, 5, 6, 7, 8], vec![3, 0], vec![8, 7, 6], vec![2, 2, 5, 1]];
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let eval = |m: &SasRec| -> f64 {
+        let mut r = Rng::new(77); // same negatives every time
+        let mut neg = |_row: usize, r: &mut Rng| r.below(9) as u32;
+        m.loss(&refs, &mut r, &mut neg).unwrap().to_scalar::<f32>().unwrap() as f64
+    };
+    let mut r = Rng::new(77);
+    let mut neg = |_row: usize, r: &mut Rng| r.below(9) as u32;
+    let grads = m.loss(&refs, &mut r, &mut neg).unwrap().backward().unwrap();
+    let mut dir_rng = Rng::new(11);
+    for (name, var) in m.names().iter().zip(m.vars()) {
+        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient at all"));
+        let shape = var.as_tensor().dims().to_vec();
+        let n: usize = shape.iter().product();
+        let d: Vec<f32> = (0..n).map(|_| dir_rng.normal()).collect();
+        let dt = Tensor::from_vec(d, shape.as_slice(), &Device::Cpu).unwrap();
+        let analytic = (g * &dt).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        let orig = var.as_tensor().copy().unwrap();
+        let h = 1e-3;
+        var.set(&(&orig + (&dt * h).unwrap()).unwrap()).unwrap();
+        let lp = eval(&m);
+        var.set(&(&orig - (&dt * h).unwrap()).unwrap()).unwrap();
+        let lm = eval(&m);
+        var.set(&orig).unwrap();
+        let numeric = (lp - lm) / (2.0 * h);
+        // the key bias adds the same value to every logit of a query row: softmax ignores it, so
+        // its gradient is exactly zero by construction
+        if !name.ends_with(".bk") {
+            assert!(analytic.abs() > 1e-5, "{name}: gradient is zero ({analytic})");
+        }
+        assert!(
+            (analytic - numeric).abs() < 1e-3 + 0.03 * numeric.abs(),
+            "{name}: analytic {analytic} vs finite difference {numeric}"
+        );
+    }
+}
+
+#[test]
+fn relu_gradient_away_from_zero() {
+    let x = candle_core::Var::from_tensor(&Tensor::new(&[-1.5f32, -0.2, 0.3, 2.0], &Device::Cpu).unwrap()).unwrap();
+    let g = x.as_tensor().relu().unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(&x).unwrap().to_vec1::<f32>().unwrap(), [0.0, 0.0, 1.0, 1.0]);
+}
+
+#[test]
+fn ce_gradients_match_finite_differences() {
+    check_gradients(Loss::Ce);
+}
+
+#[test]
+fn bce_gradients_match_finite_differences() {
+    check_gradients(Loss::Bce);
+}
+
+/// Synthetic data with a learnable rule: after item i comes item (i + 1) mod n. 200 users, random
+/// starting points and lengths.
+fn successor_split(n_items: usize) -> Split {
+    let mut r = Rng::new(3);
+    let users = (0..200)
+        .map(|u| {
+            let start = r.below(n_items as u64) as u32;
+            let len = 4 + r.below(6) as usize;
+            let seq: Vec<u32> = (0..len).map(|k| (start + k as u32) % n_items as u32).collect();
+            SplitUser { user: u, train: seq[..len - 2].to_vec(), valid: seq[len - 2], test: seq[len - 1] }
+        })
+        .collect();
+    Split { n_items, users, dropped_short: 0, fingerprint: "successor".into() }
+}
+
+#[test]
+fn learns_a_successor_rule_and_beats_popularity() {
+    let split = successor_split(30);
+    for loss in [Loss::Ce, Loss::Bce] {
+        let cfg = SasRecConfig {
+            max_len: 10,
+            hidden: 16,
+            dropout: 0.1,
+            loss,
+            lr: 5e-3,
+            batch_size: 32,
+            max_epochs: 60,
+            patience: 60,
+            ..Default::default()
+        };
+        let (m, s) = train(&split, &cfg, &TrainOptions { seed: 1, quiet: true, ..Default::default() }).unwrap();
+        let p = Protocol::Full { mask_history: false };
+        let ranks = evaluate(&m, &split, Stage::Test, p, None, None, &mut |_, _| {}).unwrap();
+        let hr = metrics_from_ranks(&ranks, &["hr@1".into()])["hr@1"];
+        let pop = evaluate(&Pop::fit(&split), &split, Stage::Test, p, None, None, &mut |_, _| {}).unwrap();
+        let pop_hr = metrics_from_ranks(&pop, &["hr@1".into()])["hr@1"];
+        // one sampled negative per position (BCE) learns more slowly than the full softmax
+        let bar = if loss == Loss::Ce { 0.9 } else { 0.5 };
+        assert!(hr > bar, "{loss:?}: hr@1 {hr} (valid ndcg {})", s.best_valid_ndcg10);
+        assert!(pop_hr < 0.2, "pop {pop_hr}");
+        // user representations: one row of `hidden` floats per history
+        let reps = m.user_repr(&[&[1, 2, 3], &[4]]).unwrap();
+        assert_eq!((reps.len(), reps[0].len()), (2, 16));
+    }
+}
+
+fn weights(m: &SasRec) -> Vec<Vec<f32>> {
+    m.vars().iter().map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+}
+
+#[test]
+fn resume_after_interruption_gives_the_identical_model() {
+    let split = successor_split(30);
+    let cfg = SasRecConfig { max_len: 10, hidden: 8, batch_size: 32, max_epochs: 6, patience: 10, ..Default::default() };
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let straight = TrainOptions { seed: 9, checkpoint_dir: Some(dir_a.path().into()), quiet: true, stop_after_epochs: None };
+    let (ma, sa) = train(&split, &cfg, &straight).unwrap();
+    assert!(sa.finished && sa.epochs == 6);
+
+    // interrupted twice, resumed each time
+    let mut opts = TrainOptions { seed: 9, checkpoint_dir: Some(dir_b.path().into()), quiet: true, stop_after_epochs: Some(2) };
+    let (_, s1) = train(&split, &cfg, &opts).unwrap();
+    assert!(!s1.finished && s1.epochs == 2);
+    let (_, s2) = train(&split, &cfg, &opts).unwrap();
+    assert_eq!((s2.epochs, s2.resumed_from_epoch), (4, Some(2)));
+    opts.stop_after_epochs = None;
+    let (mb, sb) = train(&split, &cfg, &opts).unwrap();
+    assert!(sb.finished);
+    assert_eq!(sb.best_valid_ndcg10, sa.best_valid_ndcg10);
+    assert_eq!(weights(&ma), weights(&mb));
+    // a finished checkpoint is reused without training
+    let (mc, sc) = train(&split, &cfg, &opts).unwrap();
+    assert_eq!(sc.resumed_from_epoch, Some(6));
+    assert_eq!(weights(&mc), weights(&ma));
+    // exactly one tensor file is kept
+    let n = std::fs::read_dir(dir_b.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("ckpt-")).count();
+    assert_eq!(n, 1);
+
+    // another seed or config is refused, naming the checkpoint
+    let e = train(&split, &cfg, &TrainOptions { seed: 10, ..opts.clone() }).err().unwrap().to_string();
+    assert!(e.contains("state.json: checkpoint was trained with seed 9, not 10"), "{e}");
+    let e = train(&split, &SasRecConfig { hidden: 16, ..cfg.clone() }, &opts).err().unwrap().to_string();
+    assert!(e.contains("another configuration"), "{e}");
+}
+
+#[test]
+fn saved_model_scores_identically() {
+    let split = successor_split(12);
+    let cfg = SasRecConfig { max_len: 10, hidden: 8, batch_size: 32, max_epochs: 2, ..Default::default() };
+    let (m, _) = train(&split, &cfg, &TrainOptions { seed: 2, quiet: true, ..Default::default() }).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("model.safetensors");
+    m.save(&p).unwrap();
+    let m2 = SasRec::load(&p).unwrap();
+    let h: Vec<&[u32]> = vec![&[1, 2, 3], &[5, 6]];
+    assert_eq!(m.score_all(&h).unwrap(), m2.score_all(&h).unwrap());
+    // candidate scoring agrees with full scoring
+    let full = m.score_all(&h).unwrap();
+    let c = m.score_candidates(&h, &[&[4, 0], &[7, 3]]).unwrap();
+    assert!((c[0][0] - full[0][4]).abs() < 1e-5 && (c[1][1] - full[1][3]).abs() < 1e-5);
+}

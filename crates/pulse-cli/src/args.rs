@@ -1,0 +1,147 @@
+//! The command line, and nothing else (kept apart from what the commands do).
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "pulse", version, about = "PULSE: recommendations with reasons, offline, on a CPU")]
+pub struct Cli {
+    /// Only errors on stderr (no progress bars or log lines).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Inspect datasets.
+    Data {
+        #[command(subcommand)]
+        cmd: DataCmd,
+    },
+    /// Train what a model needs on the train split and evaluate it on the test split.
+    Eval(EvalArgs),
+    /// Paired bootstrap CI for the difference between two `pulse eval` results (same users).
+    Compare(CompareArgs),
+    /// Run an experiment described by a TOML config; results go to results/<name>/.
+    Experiment(ExperimentArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCmd {
+    /// Users, items, interactions, average length, title coverage.
+    Stats {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset folder (folder TSV/JSONL, RecBole atomic files, or raw Amazon 2018 JSON).
+    #[arg(long, default_value = "data/amazon2018-luxury-beauty")]
+    pub data: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+    /// Folder format: read this interactions file instead of interactions.tsv.
+    #[arg(long)]
+    pub interactions_file: Option<String>,
+    /// Remove repeated (user, item) pairs, keeping the first.
+    #[arg(long)]
+    pub dedup: bool,
+    /// Iterative k-core filter (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub kcore: usize,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    Auto,
+    Folder,
+    Recbole,
+    Amazon,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelArg {
+    Pop,
+    Sasrec,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolArg {
+    Full,
+    Cand5,
+    Cand20,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossArg {
+    Ce,
+    Bce,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum)]
+    pub model: ModelArg,
+    #[arg(long, value_enum)]
+    pub protocol: ProtocolArg,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Result JSON; per-user ranks go to <out>.ranks.tsv and timings to <out>.meta.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `full` protocol: keep history items in the ranking (RecBole's SASRec behaviour). By default
+    /// they are removed, so repeat-purchase targets count as misses.
+    #[arg(long)]
+    pub no_mask_history: bool,
+    /// Candidate list file for cand5/cand20 (drawn and written if missing). Default:
+    /// candidates/<dataset>-<split>/cand<N>-seed<S>.tsv.
+    #[arg(long)]
+    pub candidates: Option<PathBuf>,
+    /// Model settings: a TOML file with a [sasrec] table (any subset of its fields).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// SASRec loss (overrides the config).
+    #[arg(long, value_enum)]
+    pub loss: Option<LossArg>,
+    /// SASRec maximum epochs (overrides the config).
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
+    /// Where SASRec checkpoints go (resumed if present). Default: runs/<dataset>-<split>/sasrec-<config>-seed<S>.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Bootstrap resamples for the per-metric 95% CIs in the report (0 = none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Result JSON of model A.
+    pub a: PathBuf,
+    /// Result JSON of model B.
+    pub b: PathBuf,
+    /// Metrics to compare (default: all metrics of the protocol).
+    #[arg(long)]
+    pub metric: Vec<String>,
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    /// The experiment's TOML config.
+    pub config: PathBuf,
+    /// Where results/<name>/ is created.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}

@@ -1,0 +1,270 @@
+//! What each subcommand does: thin glue over pulse-data, pulse-eval and pulse-baselines.
+use crate::args::{DataArgs, FormatArg, LossArg, ModelArg, ProtocolArg};
+use anyhow::{bail, Context, Result};
+use pulse_baselines::{Loss, Pop, SasRecConfig, TrainOptions};
+use pulse_data::{Dataset, Format, LoadOptions, Split, Stage};
+use pulse_eval::{bootstrap_mean, evaluate, metric_names, metrics_from_ranks, per_user_value, CandidateSet, EvalReport, Protocol, RankFile, Recommender};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A dataset reference as configs and reports record it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub load: LoadOptions,
+}
+
+impl From<&DataArgs> for DataSpec {
+    fn from(a: &DataArgs) -> Self {
+        DataSpec {
+            path: a.data.clone(),
+            load: LoadOptions {
+                format: match a.format {
+                    FormatArg::Auto => Format::Auto,
+                    FormatArg::Folder => Format::Folder,
+                    FormatArg::Recbole => Format::Recbole,
+                    FormatArg::Amazon => Format::Amazon,
+                },
+                interactions_file: a.interactions_file.clone(),
+                dedup: a.dedup,
+                kcore: a.kcore,
+            },
+        }
+    }
+}
+
+pub struct Loaded {
+    pub ds: Dataset,
+    pub split: Split,
+    pub spec: DataSpec,
+}
+
+pub fn load_data(spec: &DataSpec) -> Result<Loaded> {
+    let ds = pulse_data::load(&spec.path, &spec.load)?;
+    let split = Split::leave_one_out(&ds);
+    if split.users.is_empty() {
+        bail!("{}: no user has the 3+ interactions the leave-one-out split needs", spec.path.display());
+    }
+    tracing::info!(
+        "{}: {} users ({} too short for the split, dropped), {} items, {} interactions, {} empty titles",
+        ds.name,
+        split.users.len(),
+        split.dropped_short,
+        ds.n_items(),
+        ds.n_interactions(),
+        ds.report.empty_titles
+    );
+    Ok(Loaded { ds, split, spec: spec.clone() })
+}
+
+pub fn protocol(p: ProtocolArg, mask_history: bool) -> Protocol {
+    match p {
+        ProtocolArg::Full => Protocol::Full { mask_history },
+        ProtocolArg::Cand5 => Protocol::Cand { n: 5 },
+        ProtocolArg::Cand20 => Protocol::Cand { n: 20 },
+    }
+}
+
+pub fn parse_protocol(s: &str, mask_history: bool) -> Result<Protocol> {
+    Ok(match s {
+        "full" => Protocol::Full { mask_history },
+        "cand5" => Protocol::Cand { n: 5 },
+        "cand20" => Protocol::Cand { n: 20 },
+        _ => bail!("unknown protocol '{s}' (expected full, cand5 or cand20)"),
+    })
+}
+
+pub fn parse_model(s: &str) -> Result<ModelArg> {
+    Ok(match s {
+        "pop" => ModelArg::Pop,
+        "sasrec" => ModelArg::Sasrec,
+        _ => bail!("unknown model '{s}' (expected pop or sasrec)"),
+    })
+}
+
+pub fn model_name(m: ModelArg) -> &'static str {
+    match m {
+        ModelArg::Pop => "pop",
+        ModelArg::Sasrec => "sasrec",
+    }
+}
+
+/// Reads `[sasrec]` from a TOML file (unknown keys are errors) and applies CLI overrides.
+pub fn sasrec_config(file: Option<&Path>, loss: Option<LossArg>, max_epochs: Option<usize>) -> Result<SasRecConfig> {
+    #[derive(Deserialize, Default)]
+    struct File {
+        #[serde(default)]
+        sasrec: Option<SasRecConfig>,
+    }
+    let mut cfg = match file {
+        Some(p) => {
+            let s = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let f: File = toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), one_line(&e.to_string())))?;
+            f.sasrec.unwrap_or_default()
+        }
+        None => SasRecConfig::default(),
+    };
+    if let Some(l) = loss {
+        cfg.loss = match l {
+            LossArg::Ce => Loss::Ce,
+            LossArg::Bce => Loss::Bce,
+        };
+    }
+    if let Some(e) = max_epochs {
+        cfg.max_epochs = e;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+pub fn one_line(s: &str) -> String {
+    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn short_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", h as u32)
+}
+
+pub fn default_checkpoint_dir(l: &Loaded, cfg: &SasRecConfig, seed: u64) -> PathBuf {
+    let c = serde_json::to_string(cfg).expect("serialisable");
+    PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint)).join(format!("sasrec-{}-seed{seed}", short_hash(&c)))
+}
+
+pub fn default_candidates(l: &Loaded, n: usize, seed: u64) -> PathBuf {
+    PathBuf::from("candidates").join(format!("{}-{}", l.ds.name, l.split.fingerprint)).join(format!("cand{n}-seed{seed}.tsv"))
+}
+
+/// A trained model with what to record about it.
+pub struct Trained {
+    pub model: Box<dyn Recommender>,
+    pub config: serde_json::Value,
+    pub meta: serde_json::Value,
+}
+
+pub fn train_model(
+    kind: ModelArg,
+    l: &Loaded,
+    sasrec: &SasRecConfig,
+    seed: u64,
+    checkpoint_dir: Option<PathBuf>,
+    quiet: bool,
+) -> Result<Trained> {
+    let t0 = Instant::now();
+    Ok(match kind {
+        ModelArg::Pop => Trained {
+            model: Box::new(Pop::fit(&l.split)),
+            config: serde_json::json!({}),
+            meta: serde_json::json!({ "train_seconds": t0.elapsed().as_secs_f64() }),
+        },
+        ModelArg::Sasrec => {
+            let dir = checkpoint_dir.unwrap_or_else(|| default_checkpoint_dir(l, sasrec, seed));
+            let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None };
+            let (m, summary) = pulse_baselines::sasrec::train(&l.split, sasrec, &opts)?;
+            let s = &summary;
+            tracing::info!(
+                "sasrec: best valid ndcg@10 {:.4} at epoch {}/{}, {:.2}s per epoch, checkpoint {}",
+                s.best_valid_ndcg10,
+                s.best_epoch,
+                s.epochs,
+                s.epoch_seconds.iter().sum::<f64>() / s.epoch_seconds.len().max(1) as f64,
+                dir.display()
+            );
+            Trained {
+                model: Box::new(m),
+                config: serde_json::to_value(sasrec)?,
+                meta: serde_json::json!({
+                    "train_seconds_this_call": t0.elapsed().as_secs_f64(),
+                    "train": summary,
+                    "checkpoint_dir": dir,
+                }),
+            }
+        }
+    })
+}
+
+pub struct EvalOutput {
+    pub report: EvalReport,
+    pub ranks: RankFile,
+    pub eval_seconds: f64,
+}
+
+/// Runs one protocol for a trained model on the test split and builds the report.
+pub fn run_protocol(
+    l: &Loaded,
+    t: &Trained,
+    model: &str,
+    p: Protocol,
+    seed: u64,
+    candidates: Option<PathBuf>,
+    bootstrap: usize,
+    quiet: bool,
+) -> Result<EvalOutput> {
+    let t0 = Instant::now();
+    let cands = match p {
+        Protocol::Cand { n } => {
+            let path = candidates.unwrap_or_else(|| default_candidates(l, n, seed));
+            Some(CandidateSet::load_or_draw(&l.ds, &l.split, n, seed, &path)?)
+        }
+        Protocol::Full { .. } => None,
+    };
+    let pb = crate::progress(quiet, l.split.users.len() as u64, &format!("eval {model} {}", p.name()));
+    let ranks = evaluate(t.model.as_ref(), &l.split, Stage::Test, p, cands.as_ref(), None, &mut |d, _| pb.set_position(d as u64))?;
+    pb.finish_and_clear();
+    let names = metric_names(&p);
+    let metrics = metrics_from_ranks(&ranks, &names);
+    let mut ci95 = BTreeMap::new();
+    if bootstrap > 0 {
+        for m in &names {
+            let v: Vec<f64> = ranks.iter().map(|&r| per_user_value(m, r).unwrap()).collect();
+            let ci = bootstrap_mean(&v, bootstrap, seed);
+            ci95.insert(m.clone(), [round6(ci.lo), round6(ci.hi)]);
+        }
+    }
+    let report = EvalReport {
+        dataset: l.ds.name.clone(),
+        model: model.to_string(),
+        protocol: p.name(),
+        seed,
+        n_users: ranks.len(),
+        metrics: metrics.into_iter().map(|(k, v)| (k, round6(v))).collect(),
+        ci95,
+        config: serde_json::json!({
+            "data": l.spec,
+            "split": { "fingerprint": l.split.fingerprint, "users": l.split.users.len(), "items": l.split.n_items, "dropped_short_users": l.split.dropped_short },
+            "protocol": p,
+            "candidates": cands.as_ref().map(|c| serde_json::json!({"n": c.n, "seed": c.seed})),
+            "bootstrap_resamples": bootstrap,
+            "model": t.config,
+        }),
+    };
+    let users = l.split.users.iter().map(|u| l.ds.users[u.user as usize].id.clone()).collect();
+    Ok(EvalOutput { report, ranks: RankFile { users, ranks }, eval_seconds: t0.elapsed().as_secs_f64() })
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Writes report, ranks and meta next to each other.
+pub fn write_outputs(out: &Path, o: &EvalOutput, t: &Trained) -> Result<()> {
+    o.report.write(out)?;
+    o.ranks.write(&RankFile::path_for(out))?;
+    let meta = serde_json::json!({
+        "pulse_version": env!("CARGO_PKG_VERSION"),
+        "eval_seconds": o.eval_seconds,
+        "model": t.meta,
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    pulse_eval::write_atomic(&out.with_extension("meta.json"), serde_json::to_string_pretty(&meta)?.as_bytes())
+        .with_context(|| out.display().to_string())?;
+    Ok(())
+}
