@@ -86,6 +86,24 @@ fn f32_rows<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> Resu
     }
 }
 
+/// Runs `f(first_row, rows)` over `out` split into contiguous row blocks (`width` values per row), one
+/// block per available core.
+fn par_rows<T: Send>(out: &mut [T], width: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let n = out.len() / width;
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(n.max(1));
+    if threads <= 1 || out.len() < 1 << 16 {
+        f(0, out);
+        return;
+    }
+    let per = n.div_ceil(threads);
+    std::thread::scope(|sc| {
+        for (i, chunk) in out.chunks_mut(per * width).enumerate() {
+            let f = &f;
+            sc.spawn(move || f(i * per, chunk));
+        }
+    });
+}
+
 /// Per-row log-sum-exp.
 fn lse(row: &[f32]) -> f32 {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -99,10 +117,15 @@ impl candle_core::CustomOp1 for SoftmaxXent {
     fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let data = f32_rows(s, l)?;
         let (n, v) = l.shape().dims2()?;
-        let total: f64 = (0..n).map(|r| {
-            let row = &data[r * v..(r + 1) * v];
-            (lse(row) - row[self.targets[r] as usize]) as f64
-        }).sum();
+        let mut per_row = vec![0f64; n];
+        par_rows(&mut per_row, 1, |r0, out| {
+            for (k, o) in out.iter_mut().enumerate() {
+                let r = r0 + k;
+                let row = &data[r * v..(r + 1) * v];
+                *o = (lse(row) - row[self.targets[r] as usize]) as f64;
+            }
+        });
+        let total: f64 = per_row.iter().sum();
         Ok((candle_core::CpuStorage::F32(vec![(total / n as f64) as f32]), candle_core::Shape::from(())))
     }
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -113,15 +136,17 @@ impl candle_core::CustomOp1 for SoftmaxXent {
         let data = f32_rows(cpu, layout)?;
         let scale = g / n as f32;
         let mut grad = vec![0f32; n * v];
-        for r in 0..n {
-            let row = &data[r * v..(r + 1) * v];
-            let l = lse(row);
-            let out = &mut grad[r * v..(r + 1) * v];
-            for (o, x) in out.iter_mut().zip(row) {
-                *o = (x - l).exp() * scale;
+        par_rows(&mut grad, v, |r0, out| {
+            for (k, out) in out.chunks_mut(v).enumerate() {
+                let r = r0 + k;
+                let row = &data[r * v..(r + 1) * v];
+                let l = lse(row);
+                for (o, x) in out.iter_mut().zip(row) {
+                    *o = (x - l).exp() * scale;
+                }
+                out[self.targets[r] as usize] -= scale;
             }
-            out[self.targets[r] as usize] -= scale;
-        }
+        });
         Ok(Some(Tensor::from_vec(grad, (n, v), arg.device())?))
     }
 }

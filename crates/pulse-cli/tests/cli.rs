@@ -1,0 +1,156 @@
+//! The `pulse` binary as a user runs it.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pulse() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pulse"));
+    c.current_dir(root()).env("RUST_LOG", "error");
+    c
+}
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+fn run(args: &[&str]) -> Output {
+    pulse().args(args).output().unwrap()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn data_stats_on_bundled_luxury_beauty() {
+    let o = run(&["data", "stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!(String::from_utf8(o.stdout).unwrap());
+}
+
+#[test]
+fn data_stats_json_for_a_5core() {
+    let o = run(&["data", "stats", "--dedup", "--kcore", "5", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["users"].as_u64(), v["items"].as_u64(), v["interactions"].as_u64()), (Some(1907), Some(910), Some(19205)));
+    assert_eq!(v["repeated_pairs"].as_u64(), Some(0));
+}
+
+#[test]
+fn bad_input_is_one_line_with_file_and_line_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("items.tsv"), "item_id\ttitle\n1\ta\n2\tb\n").unwrap();
+    std::fs::write(d.path().join("interactions.tsv"), "user_id\titem_id\tposition\n1\t1\t0\n1\t3\t1\n").unwrap();
+    let out = d.path().join("r.json");
+    let o = run(&["eval", "--data", d.path().to_str().unwrap(), "--model", "pop", "--protocol", "full", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with("error: ") && e.trim_end().ends_with("interactions.tsv:3: item_id 3 is not in the item file"), "{e}");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2, "nothing else written");
+    // a usage error is also non-zero
+    let o = run(&["eval", "--model", "nope", "--protocol", "full", "--out", "x.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    // an unknown key in a config file names the file
+    let cfg = d.path().join("bad.toml");
+    std::fs::write(&cfg, "[sasrec]\nhiden = 3\n").unwrap();
+    let o = run(&["eval", "--model", "sasrec", "--protocol", "full", "--out", out.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bad.toml") && stderr(&o).contains("hiden"), "{}", stderr(&o));
+}
+
+#[test]
+fn pop_eval_same_seed_gives_identical_json() {
+    let d = tempfile::tempdir().unwrap();
+    let cands = d.path().join("c.tsv");
+    let mut outs = Vec::new();
+    for k in 0..2 {
+        let out = d.path().join(format!("pop{k}.json"));
+        let o = run(&[
+            "-q", "eval", "--model", "pop", "--protocol", "cand20", "--seed", "7",
+            "--candidates", cands.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        outs.push(std::fs::read_to_string(&out).unwrap());
+    }
+    assert_eq!(outs[0], outs[1]);
+    let v: serde_json::Value = serde_json::from_str(&outs[0]).unwrap();
+    assert_eq!(v["dataset"], "amazon2018-luxury-beauty");
+    assert_eq!(v["model"], "pop");
+    assert_eq!(v["protocol"], "cand20");
+    assert_eq!(v["seed"], 7);
+    assert_eq!(v["n_users"], 9912);
+    for k in ["hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr"] {
+        let m = v["metrics"][k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&m), "{k} {m}");
+    }
+    // popularity beats random guessing (1/20) on cand20 but is far from perfect
+    let hr1 = v["metrics"]["hr@1"].as_f64().unwrap();
+    assert!(hr1 > 0.15 && hr1 < 0.5, "{hr1}");
+    let ranks = std::fs::read_to_string(d.path().join("pop0.ranks.tsv")).unwrap();
+    assert_eq!(ranks.lines().count(), 9913);
+}
+
+fn tiny_cfg(dir: &Path, epochs: usize) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, format!("[sasrec]\nhidden = 16\nmax_epochs = {epochs}\npatience = 50\nbatch_size = 64\n")).unwrap();
+    p
+}
+
+fn sasrec_args<'a>(cfg: &'a str, ckpt: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "-q", "eval", "--dedup", "--kcore", "5", "--model", "sasrec", "--protocol", "full", "--seed", "3",
+        "--config", cfg, "--checkpoint-dir", ckpt, "--out", out, "--bootstrap", "100",
+    ]
+}
+
+#[test]
+fn sasrec_eval_is_deterministic_and_survives_kill_9() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(d.path(), 8);
+    let cfg = cfg.to_str().unwrap();
+    // uninterrupted reference run
+    let (ck_a, out_a) = (d.path().join("ck_a"), d.path().join("a.json"));
+    let o = run(&sasrec_args(cfg, ck_a.to_str().unwrap(), out_a.to_str().unwrap()));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // same run, killed with SIGKILL as soon as its second checkpoint exists, then resumed
+    let (ck_b, out_b) = (d.path().join("ck_b"), d.path().join("b.json"));
+    let mut child = pulse().args(sasrec_args(cfg, ck_b.to_str().unwrap(), out_b.to_str().unwrap())).spawn().unwrap();
+    let state = ck_b.join("state.json");
+    let t0 = std::time::Instant::now();
+    loop {
+        let epoch = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["epoch"].as_u64());
+        if epoch.is_some_and(|e| e >= 2) || t0.elapsed().as_secs() > 300 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    assert!(!out_b.exists() || std::fs::read_to_string(&out_b).unwrap() == std::fs::read_to_string(&out_a).unwrap());
+    let o = run(&sasrec_args(cfg, ck_b.to_str().unwrap(), out_b.to_str().unwrap()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out_a).unwrap(), std::fs::read_to_string(&out_b).unwrap());
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("b.meta.json")).unwrap()).unwrap();
+    assert!(meta["model"]["train"]["resumed_from_epoch"].as_u64().is_some());
+
+    // the report is sane: SASRec beats popularity on this data
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_a).unwrap()).unwrap();
+    let out_p = d.path().join("p.json");
+    let o = run(&["-q", "eval", "--dedup", "--kcore", "5", "--model", "pop", "--protocol", "full", "--out", out_p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_p).unwrap()).unwrap();
+    assert!(v["metrics"]["ndcg@10"].as_f64().unwrap() > p["metrics"]["ndcg@10"].as_f64().unwrap(), "{v} vs {p}");
+    assert_eq!(v["config"]["model"]["hidden"], 16);
+
+    // pulse compare reads both and prints a paired CI row per metric
+    let o = run(&["compare", out_a.to_str().unwrap(), out_p.to_str().unwrap(), "--metric", "ndcg@10", "--resamples", "200"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(s.lines().any(|l| l.starts_with("ndcg@10")), "{s}");
+}
