@@ -9,30 +9,40 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// A dataset reference as configs and reports record it.
+/// A dataset reference as configs and reports record it (unknown keys are errors).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     pub path: PathBuf,
-    #[serde(flatten)]
-    pub load: LoadOptions,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactions_file: Option<String>,
+    #[serde(default)]
+    pub dedup: bool,
+    #[serde(default)]
+    pub kcore: usize,
+}
+
+impl DataSpec {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { format: self.format, interactions_file: self.interactions_file.clone(), dedup: self.dedup, kcore: self.kcore }
+    }
 }
 
 impl From<&DataArgs> for DataSpec {
     fn from(a: &DataArgs) -> Self {
         DataSpec {
             path: a.data.clone(),
-            load: LoadOptions {
-                format: match a.format {
-                    FormatArg::Auto => Format::Auto,
-                    FormatArg::Folder => Format::Folder,
-                    FormatArg::Recbole => Format::Recbole,
-                    FormatArg::Amazon => Format::Amazon,
-                },
-                interactions_file: a.interactions_file.clone(),
-                dedup: a.dedup,
-                kcore: a.kcore,
+            format: match a.format {
+                FormatArg::Auto => Format::Auto,
+                FormatArg::Folder => Format::Folder,
+                FormatArg::Recbole => Format::Recbole,
+                FormatArg::Amazon => Format::Amazon,
             },
+            interactions_file: a.interactions_file.clone(),
+            dedup: a.dedup,
+            kcore: a.kcore,
         }
     }
 }
@@ -44,7 +54,7 @@ pub struct Loaded {
 }
 
 pub fn load_data(spec: &DataSpec) -> Result<Loaded> {
-    let ds = pulse_data::load(&spec.path, &spec.load)?;
+    let ds = pulse_data::load(&spec.path, &spec.load_options())?;
     let split = Split::leave_one_out(&ds);
     if split.users.is_empty() {
         bail!("{}: no user has the 3+ interactions the leave-one-out split needs", spec.path.display());
@@ -167,6 +177,7 @@ pub fn train_model(
         },
         ModelArg::Sasrec => {
             let dir = checkpoint_dir.unwrap_or_else(|| default_checkpoint_dir(l, sasrec, seed));
+            tracing::info!("sasrec: checkpoints in {} (resumed or reused if present)", dir.display());
             let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None };
             let (m, summary) = pulse_baselines::sasrec::train(&l.split, sasrec, &opts)?;
             let s = &summary;
