@@ -184,3 +184,26 @@ fn saved_model_scores_identically() {
     let c = m.score_candidates(&h, &[&[4, 0], &[7, 3]]).unwrap();
     assert!((c[0][0] - full[0][4]).abs() < 1e-5 && (c[1][1] - full[1][3]).abs() < 1e-5);
 }
+
+#[test]
+fn scores_do_not_depend_on_batch_company() {
+    let split = successor_split(20);
+    let cfg = SasRecConfig { max_len: 8, hidden: 8, batch_size: 32, max_epochs: 1, ..Default::default() };
+    let (m, _) = train(&split, &cfg, &TrainOptions { seed: 4, quiet: true, ..Default::default() }).unwrap();
+    let long: Vec<u32> = (0..12).map(|i| i % 20).collect();
+    let short: &[u32] = &[3, 4];
+    let alone = m.score_all(&[short]).unwrap();
+    // 70 histories (more than one inference group), the short one among long ones
+    let mut batch: Vec<&[u32]> = vec![long.as_slice(); 70];
+    batch[37] = short;
+    let together = m.score_all(&batch).unwrap();
+    for (a, b) in alone[0].iter().zip(&together[37]) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    assert_eq!(together[0], together[69]);
+    // truncation to max_len: a longer history scores like its last max_len items
+    let longer: Vec<u32> = (0..30).map(|i| i % 20).collect();
+    let cut = &longer[longer.len() - 8..];
+    let (x, y) = (m.score_all(&[&longer]).unwrap(), m.score_all(&[cut]).unwrap());
+    assert!(x[0].iter().zip(&y[0]).all(|(a, b)| (a - b).abs() < 1e-4));
+}

@@ -295,9 +295,25 @@ impl SasRec {
         Ok(self.last_hidden(histories)?.to_vec2::<f32>()?)
     }
 
+    /// Last hidden state per history, (B, d). Histories are encoded in length-sorted groups of 64 so
+    /// short histories are not padded to the longest one of the whole batch; rows come back in input
+    /// order.
     fn last_hidden(&self, histories: &[&[u32]]) -> Result<Tensor> {
-        let e = self.encode(histories, None)?;
-        Ok(e.h.narrow(1, e.len - 1, 1)?.squeeze(1)?.contiguous()?)
+        let mut order: Vec<usize> = (0..histories.len()).collect();
+        order.sort_by_key(|&i| histories[i].len().min(self.cfg.max_len));
+        let mut parts = Vec::new();
+        for group in order.chunks(64) {
+            let seqs: Vec<&[u32]> = group.iter().map(|&i| histories[i]).collect();
+            let e = self.encode(&seqs, None)?;
+            parts.push(e.h.narrow(1, e.len - 1, 1)?.squeeze(1)?);
+        }
+        let sorted = Tensor::cat(&parts, 0)?.contiguous()?;
+        let mut inverse = vec![0u32; order.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            inverse[i] = pos as u32;
+        }
+        let inv = Tensor::from_vec(inverse, order.len(), &self.dev)?;
+        Ok(sorted.index_select(&inv, 0)?.contiguous()?)
     }
 
     /// Scores (B, n_items) for histories, in inference mode.
