@@ -2,7 +2,7 @@
 //! overall, reviewText`) and its `meta_*.json` (`asin, title, description, brand, category`), each
 //! optionally gzipped. Reviews of items without a metadata record are dropped and counted (the real
 //! 2018 dumps have some).
-use crate::dataset::{Dataset, Event, Item, LoadReport, User};
+use crate::dataset::{Dataset, Event, Item, LoadReport, UserTable};
 use crate::error::{DataError, Result};
 use crate::lines::{html_unescape, read_lines};
 use serde_json::Value;
@@ -76,8 +76,7 @@ pub fn load(reviews: &Path, meta: &Path) -> Result<Dataset> {
         index.insert(asin, items.len() as u32);
         items.push(it);
     }
-    let mut users: Vec<User> = Vec::new();
-    let mut uindex: HashMap<String, usize> = HashMap::new();
+    let mut table = UserTable::default();
     let mut without_meta = 0;
     for (ln, row) in read_lines(reviews)? {
         if row.trim().is_empty() {
@@ -103,18 +102,9 @@ pub fn load(reviews: &Path, meta: &Path) -> Result<Dataset> {
             continue;
         };
         let review = text(m.get("reviewText"));
-        let slot = *uindex.entry(uid.clone()).or_insert_with(|| {
-            users.push(User { id: uid.clone(), events: Vec::new() });
-            users.len() - 1
-        });
-        users[slot].events.push(Event { item, order, rating, review });
+        table.push(&uid, Event { item, order, rating, review });
     }
-    if users.is_empty() {
-        return Err(DataError::file(reviews, "no reviews with a matching metadata record"));
-    }
-    for u in &mut users {
-        u.events.sort_by_key(|e| e.order);
-    }
+    let users = table.finish().ok_or_else(|| DataError::file(reviews, "no reviews with a matching metadata record"))?;
     let name = reviews
         .file_name()
         .map(|s| s.to_string_lossy().trim_end_matches(".gz").trim_end_matches(".json").to_string())

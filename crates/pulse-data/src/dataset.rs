@@ -130,3 +130,36 @@ impl Dataset {
         self.report.empty_titles = n_missing;
     }
 }
+
+/// Collects events per user in first-appearance order, then sorts each user's events
+/// chronologically (stable: ties keep file order). Shared by every loader.
+#[derive(Default)]
+pub(crate) struct UserTable {
+    users: Vec<User>,
+    index: HashMap<String, usize>,
+}
+
+impl UserTable {
+    pub fn push(&mut self, user_id: &str, event: Event) {
+        let slot = match self.index.get(user_id) {
+            Some(&s) => s,
+            None => {
+                self.index.insert(user_id.to_string(), self.users.len());
+                self.users.push(User { id: user_id.to_string(), events: Vec::new() });
+                self.users.len() - 1
+            }
+        };
+        self.users[slot].events.push(event);
+    }
+
+    /// The users, each sorted; `None` if there were no events at all.
+    pub fn finish(mut self) -> Option<Vec<User>> {
+        if self.users.is_empty() {
+            return None;
+        }
+        for u in &mut self.users {
+            u.events.sort_by_key(|e| e.order);
+        }
+        Some(self.users)
+    }
+}

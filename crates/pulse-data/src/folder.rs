@@ -1,7 +1,7 @@
 //! The folder format of `../shared/data`: `interactions.tsv` (`user_id item_id position|timestamp
 //! [rating] [review]`) plus `items.tsv` and/or `items.jsonl` (`item_id`, `title`, optional `asin`,
 //! `description`, `brand`, `categories`).
-use crate::dataset::{Dataset, Event, Item, LoadReport, User};
+use crate::dataset::{Dataset, Event, Item, LoadReport, User, UserTable};
 use crate::error::{DataError, Result};
 use crate::lines::{parse_id, read_lines, split_row, truncate, Header};
 use std::collections::HashMap;
@@ -160,8 +160,7 @@ fn read_interactions(path: &Path, index: &HashMap<String, u32>) -> Result<Vec<Us
     let order_name = h.names[c_order].clone();
     let c_rating = h.find("rating");
     let c_review = h.find("review").or_else(|| h.find("review_text"));
-    let mut users: Vec<User> = Vec::new();
-    let mut uindex: HashMap<u64, usize> = HashMap::new();
+    let mut table = UserTable::default();
     for (ln, row) in &lines[1..] {
         if row.trim().is_empty() {
             continue;
@@ -182,17 +181,7 @@ fn read_interactions(path: &Path, index: &HashMap<String, u32>) -> Result<Vec<Us
             })?),
         };
         let review = c_review.map(|c| f[c].trim().to_string()).filter(|s| !s.is_empty());
-        let slot = *uindex.entry(uid).or_insert_with(|| {
-            users.push(User { id: uid.to_string(), events: Vec::new() });
-            users.len() - 1
-        });
-        users[slot].events.push(Event { item, order, rating, review });
+        table.push(&uid.to_string(), Event { item, order, rating, review });
     }
-    if users.is_empty() {
-        return Err(DataError::file(path, "no interactions after the header"));
-    }
-    for u in &mut users {
-        u.events.sort_by_key(|e| e.order); // stable: ties keep file order
-    }
-    Ok(users)
+    table.finish().ok_or_else(|| DataError::file(path, "no interactions after the header"))
 }

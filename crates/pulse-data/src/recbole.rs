@@ -1,6 +1,6 @@
 //! RecBole atomic files: `<name>.inter` (`user_id:token item_id:token [rating:float]
 //! [timestamp:float] [review:token_seq]`) and `<name>.item` (`item_id:token title:token_seq …`).
-use crate::dataset::{Dataset, Event, Item, LoadReport, User};
+use crate::dataset::{Dataset, Event, Item, LoadReport, UserTable};
 use crate::error::{DataError, Result};
 use crate::lines::{read_lines, split_row, truncate};
 use std::collections::HashMap;
@@ -82,8 +82,7 @@ pub fn load(inter: &Path, item: &Path) -> Result<Dataset> {
         return Err(DataError::line(inter, 1, "missing header columns user_id:token and item_id:token"));
     };
     let (c_ts, c_rating, c_review) = (col("timestamp"), col("rating"), col("review").or_else(|| col("review_text")));
-    let mut users: Vec<User> = Vec::new();
-    let mut uindex: HashMap<String, usize> = HashMap::new();
+    let mut table = UserTable::default();
     for (k, (ln, row)) in lines[1..].iter().enumerate() {
         if row.trim().is_empty() {
             continue;
@@ -108,18 +107,9 @@ pub fn load(inter: &Path, item: &Path) -> Result<Dataset> {
         let order = num(c_ts, "timestamp")?.map(|t| t as i64).unwrap_or(k as i64);
         let rating = num(c_rating, "rating")?.map(|r| r as f32);
         let review = c_review.map(|c| f[c].trim().to_string()).filter(|s| !s.is_empty());
-        let slot = *uindex.entry(uid.to_string()).or_insert_with(|| {
-            users.push(User { id: uid.to_string(), events: Vec::new() });
-            users.len() - 1
-        });
-        users[slot].events.push(Event { item, order, rating, review });
+        table.push(uid, Event { item, order, rating, review });
     }
-    if users.is_empty() {
-        return Err(DataError::file(inter, "no interactions after the header"));
-    }
-    for u in &mut users {
-        u.events.sort_by_key(|e| e.order);
-    }
+    let users = table.finish().ok_or_else(|| DataError::file(inter, "no interactions after the header"))?;
     let name = inter.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut ds = Dataset {
         name,
