@@ -18,6 +18,13 @@ impl SplitUser {
     pub fn valid_history(&self) -> &[u32] {
         &self.train
     }
+    /// The history and target for a stage.
+    pub fn query(&self, stage: Stage) -> (Vec<u32>, u32) {
+        match stage {
+            Stage::Valid => (self.train.clone(), self.valid),
+            Stage::Test => (self.test_history(), self.test),
+        }
+    }
     /// History seen when predicting the test target (train + validation item).
     pub fn test_history(&self) -> Vec<u32> {
         let mut h = self.train.clone();
@@ -80,12 +87,6 @@ impl Split {
 
     /// Histories and targets for a stage, in user order.
     pub fn queries(&self, stage: Stage) -> Vec<(Vec<u32>, u32)> {
-        self.users
-            .iter()
-            .map(|u| match stage {
-                Stage::Valid => (u.train.clone(), u.valid),
-                Stage::Test => (u.test_history(), u.test),
-            })
-            .collect()
+        self.users.iter().map(|u| u.query(stage)).collect()
     }
 }

@@ -65,16 +65,7 @@ pub fn evaluate(
     let mut ranks = Vec::with_capacity(users.len());
     let bs = rec.batch_size().max(1);
     for chunk in users.chunks(bs) {
-        let queries: Vec<(Vec<u32>, u32)> = chunk
-            .iter()
-            .map(|&u| {
-                let su = &split.users[u];
-                match stage {
-                    Stage::Valid => (su.train.clone(), su.valid),
-                    Stage::Test => (su.test_history(), su.test),
-                }
-            })
-            .collect();
+        let queries: Vec<(Vec<u32>, u32)> = chunk.iter().map(|&u| split.users[u].query(stage)).collect();
         let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
         match protocol {
             Protocol::Full { mask_history } => {

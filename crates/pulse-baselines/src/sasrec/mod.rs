@@ -13,7 +13,7 @@ pub use train::{train, TrainOptions, TrainSummary};
 
 use crate::nn::{const_var, dropout, layer_norm, normal_var, softmax, xavier_var};
 use crate::{BaselineError, Result};
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{Device, Tensor, Var, D};
 use pulse_data::Rng;
 use pulse_eval::{BoxError, Recommender};
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,7 @@ pub struct SasRec {
     dev: Device,
 }
 
-/// Encoded batch: hidden states (B, L, d) and, per row, the number of left-padding slots.
+/// Encoded batch: hidden states (B, L, d) and the padded length L (rows are left-padded).
 pub(crate) struct Encoded {
     pub h: Tensor,
     pub len: usize,
@@ -365,10 +365,6 @@ impl SasRec {
                 Ok((l1 + l2)?)
             }
         }
-    }
-
-    pub fn dtype(&self) -> DType {
-        DType::F32
     }
 }
 
