@@ -25,6 +25,139 @@ pub enum Cmd {
     Compare(CompareArgs),
     /// Run an experiment described by a TOML config; results go to results/<name>/.
     Experiment(ExperimentArgs),
+    /// The small language model directly: tokenize, generate, score continuations.
+    Slm {
+        #[command(subcommand)]
+        cmd: SlmCmd,
+    },
+    /// PULSE step 2: generate a rationale for each user's last training choice into a SQLite store
+    /// (resumable: what the store has is skipped). `rationales export` writes the store as JSON lines.
+    #[command(args_conflicts_with_subcommands = true)]
+    Rationales(RationalesArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// GGUF model file (llama / qwen2-3 / gemma3 …). The default is fetched by scripts/fetch_models.sh
+    /// (run automatically when it is missing).
+    #[arg(long, default_value = pulse_slm::DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// CPU threads (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// KV-cache tokens per sequence (prompt + new tokens).
+    #[arg(long, default_value_t = 1024)]
+    pub ctx: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 150)]
+    pub max_tokens: usize,
+    /// Stop string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SlmCmd {
+    /// Token ids of a text as the model tokenizes it (JSON array on stdout).
+    Tokenize {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Apply the chat template to TEXT as one user message first.
+        #[arg(long)]
+        chat: bool,
+        text: String,
+    },
+    /// Complete a prompt (one user message, chat template applied) n times.
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print JSON (text, tokens, finish) instead of plain text.
+        #[arg(long)]
+        json: bool,
+        prompt: String,
+    },
+    /// Log-likelihood (sum, mean) of each candidate continuation after a raw prompt.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        prompt: String,
+        candidates: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RationalesArgs {
+    #[command(subcommand)]
+    pub cmd: Option<RationalesCmd>,
+    #[command(flatten)]
+    pub run: RationalesRun,
+}
+
+#[derive(Args, Debug)]
+pub struct RationalesRun {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// SQLite rationale store (created if missing).
+    #[arg(long, default_value = "runs/rationales.sqlite")]
+    pub store: PathBuf,
+    /// First N users of the split (default: all).
+    #[arg(long, visible_alias = "limit")]
+    pub users: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// TOML file with [prompt] and [sampling] tables (any subset of their fields).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Write the run summary (counts, parse failures, tokens, time) as JSON here.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RationalesCmd {
+    /// Write the store as JSON lines, one per (user, rationale).
+    Export {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Only this method ("initial", later ToT methods).
+        #[arg(long)]
+        method: Option<String>,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod args;
 mod commands;
 mod experiment;
+mod slm_cmd;
 
 use anyhow::{bail, Result};
 use args::{Cli, Cmd, DataCmd};
@@ -70,6 +71,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Compare(a) => compare(&a)?,
         Cmd::Experiment(a) => experiment::run(&a.config, &a.results, cli.quiet)?,
+        Cmd::Slm { cmd } => slm_cmd::slm(cmd)?,
+        Cmd::Rationales(a) => slm_cmd::rationales(a.cmd, a.run, cli.quiet)?,
     }
     Ok(())
 }

@@ -1,0 +1,158 @@
+//! `pulse slm …` and `pulse rationales …`: thin glue over pulse-slm and pulse-rationale.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use pulse_rationale::{RationaleConfig, RunOptions, Store};
+use pulse_slm::{ChatMessage, EngineOptions, GenRequest, Generator, LlamaEngine, Prompt, SamplingParams};
+
+use crate::args::{ExportFormat, ModelArgs, RationalesCmd, RationalesRun, SamplingArgs, SlmCmd};
+use crate::commands::{load_data, one_line, DataSpec};
+
+/// Load the model; the default weights are fetched first when missing.
+pub fn load_engine(m: &ModelArgs) -> Result<LlamaEngine> {
+    ensure_default_weights(&m.model)?;
+    let opts = EngineOptions { threads: m.threads, max_seqs: m.batch, n_batch: 512, ctx_per_seq: m.ctx };
+    let t = Instant::now();
+    let e = LlamaEngine::load(&m.model, opts)?;
+    tracing::info!("{} ({}, sha256 {}…) loaded in {:.1}s", e.model().name, e.model().arch, &e.model().sha256[..12], t.elapsed().as_secs_f64());
+    Ok(e)
+}
+
+fn ensure_default_weights(model: &Path) -> Result<()> {
+    if model.exists() || model != Path::new(pulse_slm::DEFAULT_MODEL) {
+        return Ok(());
+    }
+    let script = Path::new("scripts/fetch_models.sh");
+    if !script.exists() {
+        bail!("{}: missing; fetch it with scripts/fetch_models.sh from the pulse checkout", model.display());
+    }
+    tracing::info!("{} missing: running {}", model.display(), script.display());
+    let st = std::process::Command::new("bash").arg(script).status().context("running scripts/fetch_models.sh")?;
+    if !st.success() {
+        bail!("scripts/fetch_models.sh failed ({st}); the default model is still missing");
+    }
+    Ok(())
+}
+
+fn sampling(s: &SamplingArgs) -> SamplingParams {
+    SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, max_tokens: s.max_tokens, stop: s.stop.clone() }
+}
+
+pub fn slm(cmd: SlmCmd) -> Result<()> {
+    match cmd {
+        SlmCmd::Tokenize { model, chat, text } => {
+            let e = load_engine(&model)?;
+            let ids = if chat {
+                let rendered = e.render(&Prompt::Chat(vec![ChatMessage::user(text)]))?;
+                e.tokenize(&rendered, e.add_bos())
+            } else {
+                e.tokenize(&text, e.add_bos())
+            };
+            println!("{}", serde_json::to_string(&ids)?);
+        }
+        SlmCmd::Generate { model, sampling: s, system, n, seed, json, prompt } => {
+            let mut e = load_engine(&model)?;
+            let mut msgs = Vec::new();
+            if let Some(sys) = system {
+                msgs.push(ChatMessage::system(sys));
+            }
+            msgs.push(ChatMessage::user(prompt));
+            let req = GenRequest { prompt: Prompt::Chat(msgs), n, seed, params: sampling(&s) };
+            let t = Instant::now();
+            let out = e.generate_all(std::slice::from_ref(&req))?;
+            let secs = t.elapsed().as_secs_f64();
+            for g in &out[0] {
+                if json {
+                    println!("{}", serde_json::to_string(g)?);
+                } else {
+                    println!("{}", g.text);
+                }
+            }
+            let toks: usize = out[0].iter().map(|g| g.new_tokens).sum();
+            tracing::info!("{toks} new tokens in {secs:.2}s ({:.1} tok/s incl. prompt)", toks as f64 / secs);
+        }
+        SlmCmd::Score { model, prompt, candidates } => {
+            let mut e = load_engine(&model)?;
+            let ll = e.score(&Prompt::Raw(prompt), &candidates)?;
+            for (c, l) in candidates.iter().zip(&ll) {
+                println!("{:.4}\t{:.4}\t{}\t{}", l.sum, l.mean, l.tokens, c);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rationale_config(path: Option<&Path>) -> Result<RationaleConfig> {
+    let Some(p) = path else { return Ok(RationaleConfig::default()) };
+    let s = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+    toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), one_line(&e.to_string())))
+}
+
+pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -> Result<()> {
+    if let Some(RationalesCmd::Export { store, format: ExportFormat::Jsonl, method, out }) = cmd {
+        return export(&store, method.as_deref(), out.as_deref());
+    }
+    let cfg = rationale_config(run.config.as_deref())?;
+    cfg.sampling.validate()?;
+    let l = load_data(&DataSpec::from(&run.data))?;
+    let mut engine = load_engine(&run.model)?;
+    let store = Store::open(&run.store)?;
+    let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("rationales [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let t0 = Instant::now();
+    let opts = RunOptions { seed: run.seed, users: run.users };
+    let summary = pulse_rationale::run(&mut engine, &l.ds, &l.split, &cfg, &opts, &store, &mut |p| {
+        pb.set_length(p.total as u64);
+        pb.set_position(p.done as u64);
+        let s = t0.elapsed().as_secs_f64().max(1e-3);
+        pb.set_message(format!("{:.0} prompt tok/s, {:.0} gen tok/s", p.prompt_tokens as f64 / s, p.new_tokens as f64 / s));
+    })?;
+    pb.finish_and_clear();
+    let failed = summary.status.get("raw").copied().unwrap_or(0);
+    println!(
+        "{}: {} users asked, {} already stored, {} generated ({} parse failures, {:.1}%), {} prompt + {} new tokens in {:.1}s → {}",
+        summary.dataset,
+        summary.requested,
+        summary.already_stored,
+        summary.generated,
+        failed,
+        100.0 * summary.parse_failure_rate(),
+        summary.prompt_tokens,
+        summary.new_tokens,
+        summary.seconds,
+        run.store.display()
+    );
+    if let Some(p) = &run.summary {
+        let v = serde_json::json!({ "summary": summary, "config": cfg, "store": run.store, "data": l.spec });
+        pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> {
+    if !store.is_file() {
+        bail!("{}: no such rationale store", store.display());
+    }
+    let st = Store::open(store)?;
+    match out {
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            pulse_rationale::export::export_jsonl(&st, method, &mut lock)?;
+        }
+        Some(p) => {
+            let mut buf = Vec::new();
+            let n = pulse_rationale::export::export_jsonl(&st, method, &mut buf)?;
+            pulse_eval::write_atomic(p, &buf)?;
+            tracing::info!("{n} rationales → {}", p.display());
+        }
+    }
+    Ok(())
+}
+

