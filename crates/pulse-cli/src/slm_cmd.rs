@@ -5,18 +5,23 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use pulse_rationale::{RationaleConfig, RunOptions, Store};
-use pulse_slm::{ChatMessage, EngineOptions, GenRequest, Generator, LlamaEngine, Prompt, SamplingParams};
+use pulse_slm::{ChatMessage, EngineOptions, GenRequest, Generator, LlamaEngine, Prompt, SamplingParams, Weights};
 
-use crate::args::{ExportFormat, ModelArgs, RationalesCmd, RationalesRun, SamplingArgs, SlmCmd};
+use crate::args::{ExportFormat, ModelArgs, WeightsArg, RationalesCmd, RationalesRun, SamplingArgs, SlmCmd};
 use crate::commands::{load_data, one_line, DataSpec};
 
 /// Load the model; the default weights are fetched first when missing.
 pub fn load_engine(m: &ModelArgs) -> Result<LlamaEngine> {
     ensure_default_weights(&m.model)?;
-    let opts = EngineOptions { threads: m.threads, max_seqs: m.batch, n_batch: 512, ctx_per_seq: m.ctx };
+    let weights = match m.weights {
+        WeightsArg::F16 => Weights::F16,
+        WeightsArg::Native => Weights::Native,
+    };
+    let opts = EngineOptions { weights, threads: m.threads, max_seqs: m.batch, n_batch: 512, ctx_per_seq: m.ctx };
     let t = Instant::now();
     let e = LlamaEngine::load(&m.model, opts)?;
-    tracing::info!("{} ({}, sha256 {}…) loaded in {:.1}s", e.model().name, e.model().arch, &e.model().sha256[..12], t.elapsed().as_secs_f64());
+    let rt = if e.model().runtime.is_empty() { "as stored".to_string() } else { e.model().runtime.clone() };
+    tracing::info!("{} ({}, sha256 {}…, weights {rt}) loaded in {:.1}s", e.model().name, e.model().arch, &e.model().sha256[..12], t.elapsed().as_secs_f64());
     Ok(e)
 }
 
@@ -37,7 +42,7 @@ fn ensure_default_weights(model: &Path) -> Result<()> {
 }
 
 fn sampling(s: &SamplingArgs) -> SamplingParams {
-    SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, max_tokens: s.max_tokens, stop: s.stop.clone() }
+    SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, max_tokens: s.max_tokens, stop: s.stop.clone(), ignore_eos: false }
 }
 
 pub fn slm(cmd: SlmCmd) -> Result<()> {
@@ -72,6 +77,24 @@ pub fn slm(cmd: SlmCmd) -> Result<()> {
             }
             let toks: usize = out[0].iter().map(|g| g.new_tokens).sum();
             tracing::info!("{toks} new tokens in {secs:.2}s ({:.1} tok/s incl. prompt)", toks as f64 / secs);
+        }
+        SlmCmd::Bench { model, prompt, seqs, new_tokens, reps } => {
+            let text = std::fs::read_to_string(&prompt).with_context(|| format!("{}: cannot read", prompt.display()))?;
+            let mut e = load_engine(&model)?;
+            let threads = e.options().threads;
+            let bw = pulse_slm::bench::read_bandwidth_gbs(threads);
+            // Bytes read per decoded token: the weights as executed (the f16 copy is 2.8× the Q4_1 file).
+            let bytes = e.weight_bytes() as f64;
+            println!(
+                "{}",
+                serde_json::json!({"engine": "pulse", "weights": e.model().runtime, "bandwidth_gbs": bw, "weight_bytes": bytes,
+                    "decode_bound_tps": bw * 1e9 / bytes, "threads": threads})
+            );
+            for b in seqs {
+                let mut row = pulse_slm::bench::throughput(&mut e, &text, b, new_tokens, reps)?;
+                row.engine = if e.model().runtime.is_empty() { "pulse".into() } else { format!("pulse ({})", e.model().runtime) };
+                println!("{}", serde_json::to_string(&row)?);
+            }
         }
         SlmCmd::Score { model, prompt, candidates } => {
             let mut e = load_engine(&model)?;

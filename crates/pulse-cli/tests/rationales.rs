@@ -79,9 +79,19 @@ fn rationales_survive_kill_9_without_loss_or_duplicates() {
     for r in &before {
         assert!(after.contains(r), "lost or changed after resume: {r:?}");
     }
-    // No duplicates, and the resumed store equals the uninterrupted one (same seed → same text).
+    // No duplicates: exactly one row per user. (Rows generated after the resume may differ from the
+    // uninterrupted run's: llama.cpp's logits depend slightly on which sequences share a forward pass, and
+    // the resumed run batches differently. Same command, same seed → same text is checked below.)
     assert_eq!(after.len(), 10);
-    assert_eq!(after, reference);
+    let keys: std::collections::BTreeSet<_> = after.iter().map(|r| (&r.0, &r.1)).collect();
+    let ref_keys: std::collections::BTreeSet<_> = reference.iter().map(|r| (&r.0, &r.1)).collect();
+    assert_eq!(keys, ref_keys);
+
+    // Same command and seed into a fresh store → the very same texts.
+    let again = dir.path().join("again.sqlite");
+    let o = pulse().args(args(&again)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rows(&again), reference);
 
     // A third run generates nothing.
     let o = pulse().args(args(&store)).output().unwrap();
@@ -99,7 +109,7 @@ fn rationales_survive_kill_9_without_loss_or_duplicates() {
     for l in text.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["dataset"], "amazon2018-luxury-beauty");
-        assert_eq!(v["model_sha"], "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53");
+        assert_eq!(v["model_sha"], "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53:f16");
     }
 }
 

@@ -33,6 +33,7 @@ impl Default for RationaleConfig {
                 top_p: 1.0,
                 max_tokens: 150,
                 stop: vec!["\"}".into()],
+                ignore_eos: false,
             },
         }
     }
@@ -115,7 +116,7 @@ pub fn run(
     }
     let model = gen.model().clone();
     let proto = Key {
-        model_sha: model.sha256.clone(),
+        model_sha: model.key(),
         prompt_version: PROMPT_VERSION.into(),
         dataset: ds.name.clone(),
         user: String::new(),
@@ -131,7 +132,7 @@ pub fn run(
     let mut summary = RunSummary {
         dataset: ds.name.clone(),
         model: model.name.clone(),
-        model_sha256: model.sha256.clone(),
+        model_sha256: model.key(),
         prompt_version: PROMPT_VERSION.into(),
         seed: opts.seed,
         requested: choices.len(),

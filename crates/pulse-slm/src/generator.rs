@@ -88,6 +88,20 @@ pub struct ModelId {
     /// sha256 of the weights file (or the served model's name where the file is not visible).
     pub sha256: String,
     pub arch: String,
+    /// How the weights are executed when that changes the numbers: "" = as stored, "f16" = dequantized
+    /// to f16 at load (see `Weights`).
+    pub runtime: String,
+}
+
+impl ModelId {
+    /// What results are keyed by: the weights' sha256, plus the runtime format when it is not the stored one.
+    pub fn key(&self) -> String {
+        if self.runtime.is_empty() {
+            self.sha256.clone()
+        } else {
+            format!("{}:{}", self.sha256, self.runtime)
+        }
+    }
 }
 
 pub trait Generator {

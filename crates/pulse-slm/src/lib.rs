@@ -2,6 +2,7 @@
 //! log-likelihood scoring — behind the `Generator` trait every PULSE stage calls.
 
 pub mod error;
+pub mod bench;
 pub mod generator;
 pub mod llama;
 pub mod sampling;
@@ -9,7 +10,7 @@ pub mod scripted;
 
 pub use error::{Result, SlmError};
 pub use generator::{ChatMessage, Finish, GenEvent, GenRequest, Generation, Generator, LogLik, ModelId, Prompt};
-pub use llama::{file_sha256, EngineOptions, LlamaEngine};
+pub use llama::{file_sha256, EngineOptions, LlamaEngine, Weights};
 pub use sampling::SamplingParams;
 
 /// The default SLM, as placed by `scripts/fetch_models.sh`.

@@ -20,17 +20,19 @@ pub struct SamplingParams {
     pub max_tokens: usize,
     /// Generation stops when the text contains one of these (the stop string is cut off).
     pub stop: Vec<String>,
+    /// Keep going past end-of-generation tokens (benchmarks: a fixed number of new tokens).
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        SamplingParams { temperature: 0.7, top_k: 0, top_p: 1.0, max_tokens: 150, stop: Vec::new() }
+        SamplingParams { temperature: 0.7, top_k: 0, top_p: 1.0, max_tokens: 150, stop: Vec::new(), ignore_eos: false }
     }
 }
 
 impl SamplingParams {
     pub fn greedy(max_tokens: usize) -> Self {
-        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, max_tokens, stop: Vec::new() }
+        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, max_tokens, stop: Vec::new(), ignore_eos: false }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -116,7 +118,7 @@ mod tests {
     use super::*;
 
     fn params(t: f32, k: usize, p: f32) -> SamplingParams {
-        SamplingParams { temperature: t, top_k: k, top_p: p, max_tokens: 1, stop: vec![] }
+        SamplingParams { temperature: t, top_k: k, top_p: p, max_tokens: 1, stop: vec![], ignore_eos: false }
     }
 
     #[test]

@@ -17,7 +17,7 @@ impl Scripted {
     /// `answer(request, sample_index)` is the text of each sample.
     pub fn new(answer: impl FnMut(&GenRequest, usize) -> String + Send + 'static) -> Self {
         Scripted {
-            id: ModelId { name: "scripted".into(), sha256: "scripted".into(), arch: "none".into() },
+            id: ModelId { name: "scripted".into(), sha256: "scripted".into(), arch: "none".into(), runtime: String::new() },
             answer: Box::new(answer),
             seen: Vec::new(),
         }

@@ -18,7 +18,7 @@ fn model_path() -> PathBuf {
 fn engine() -> std::sync::MutexGuard<'static, LlamaEngine> {
     static E: OnceLock<Mutex<LlamaEngine>> = OnceLock::new();
     E.get_or_init(|| {
-        let opts = EngineOptions { threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512 };
+        let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512 };
         Mutex::new(LlamaEngine::load(&model_path(), opts).expect("model loads"))
     })
     .lock()
@@ -30,7 +30,7 @@ fn chat(q: &str) -> Prompt {
 }
 
 fn sampled(max_tokens: usize) -> SamplingParams {
-    SamplingParams { temperature: 1.0, top_k: 51, top_p: 0.95, max_tokens, stop: vec![] }
+    SamplingParams { temperature: 1.0, top_k: 51, top_p: 0.95, max_tokens, stop: vec![], ignore_eos: false }
 }
 
 #[test]
@@ -38,15 +38,20 @@ fn model_identity_is_the_pinned_file() {
     let e = engine();
     assert_eq!(e.model().sha256, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53");
     assert_eq!(e.model().arch, "llama");
+    assert_eq!(e.model().runtime, "f16", "the default runs the Q4_1 weights dequantized to f16");
+    assert_eq!(e.model().key(), "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53:f16");
     assert!(e.has_chat_template());
 }
 
 /// Token ids must equal llama.cpp's own for the same GGUF. Expected ids produced independently with
-/// llama-cpp-python 0.3.16 (its own llama.cpp build), see bench/llama/README.md:
-///   python3 -c 'from llama_cpp import Llama; m=Llama("models/SmolLM2-135M-Instruct.Q4_1.gguf",
+/// llama-cpp-python 0.3.36 (its own llama.cpp build; venv from bench/llama/setup.sh):
+///   bench/llama/.venv/bin/python -c 'from llama_cpp import Llama; m=Llama("models/SmolLM2-135M-Instruct.Q4_1.gguf",
 ///   vocab_only=True, verbose=False); print(m.tokenize(TEXT.encode(), add_bos=False, special=True))'
 const GOLDEN_TEXT: &str = "Hello, World! 1234567 tabs\tand  spaces\n— café 東京 🚀 <|im_start|>user\nx=f(y)+3.14";
-const GOLDEN_IDS: &[u32] = &[];
+const GOLDEN_IDS: &[u32] = &[
+    19556, 28, 2260, 17, 216, 33, 34, 35, 36, 37, 38, 39, 29416, 197, 397, 216, 5600, 198, 1265, 37366, 17097, 247,
+    126, 16736, 122, 15107, 244, 218, 216, 1, 4093, 198, 104, 45, 86, 24, 105, 18434, 35, 30, 33, 36,
+];
 
 #[test]
 fn tokenizer_matches_llama_cpp_golden_ids() {
@@ -112,14 +117,14 @@ fn greedy_limits_and_stop_strings() {
     assert_eq!(greedy[0][0].new_tokens, 12);
     assert_eq!(greedy[0][0].finish, Finish::Length);
     // top-k 1 at any temperature is greedy; so is another seed.
-    let k1 = SamplingParams { temperature: 1.5, top_k: 1, top_p: 1.0, max_tokens: 12, stop: vec![] };
+    let k1 = SamplingParams { temperature: 1.5, top_k: 1, top_p: 1.0, max_tokens: 12, stop: vec![], ignore_eos: false };
     let topk = e.generate_all(&[GenRequest { prompt: p.clone(), n: 2, seed: 99, params: k1 }]).unwrap();
     assert_eq!(topk[0][0].text, greedy[0][0].text);
     assert_eq!(topk[0][1].text, greedy[0][0].text);
     // A stop string that occurs in the greedy text cuts it there.
     let text = &greedy[0][0].text;
     let stop = "3";
-    let at = text.find(stop).unwrap_or_else(|| panic!("greedy text {text:?} has no '5'"));
+    let at = text.find(stop).unwrap_or_else(|| panic!("greedy text {text:?} has no '3'"));
     let mut sp = SamplingParams::greedy(12);
     sp.stop = vec![stop.into()];
     let cut = e.generate_all(&[GenRequest { prompt: p, n: 1, seed: 0, params: sp }]).unwrap();
@@ -170,4 +175,38 @@ fn bad_inputs_are_one_line_errors() {
     let err = eng.generate_all(&[GenRequest { prompt: chat("hi"), n: 1, seed: 0, params: bad }]).unwrap_err();
     assert!(err.to_string().starts_with("top_p:"), "{err}");
     assert!(eng.score(&Prompt::Raw("x".into()), &["".into()]).is_err());
+}
+
+/// The f16 runtime (default) and the weights as stored (Q4_1 kernels) must rank a fixed candidate set the
+/// same way: the dequantization changes rounding, not the model.
+#[test]
+fn f16_and_native_weights_rank_candidates_identically() {
+    let native = EngineOptions { weights: pulse_slm::Weights::Native, threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512 };
+    let mut q = LlamaEngine::load(&model_path(), native).unwrap();
+    assert_eq!(q.model().runtime, "");
+    let prompt = Prompt::Chat(vec![ChatMessage::user(
+        "A shopper bought: Rose Lip Balm; Argan Oil Shampoo; Vitamin C Serum. Which item will they buy next?",
+    )]);
+    let cands: Vec<String> = [
+        "Hyaluronic Acid Night Cream",
+        "Gaming Mouse with RGB Lighting",
+        "Lavender Hand Lotion",
+        "Car Battery Charger 12V",
+        "Mineral Sunscreen SPF 30",
+        "Stainless Steel Socket Set",
+    ]
+    .map(String::from)
+    .to_vec();
+    let a = q.score(&prompt, &cands).unwrap();
+    let b = engine().score(&prompt, &cands).unwrap();
+    let order = |v: &[pulse_slm::LogLik]| {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[j].sum.total_cmp(&v[i].sum));
+        idx
+    };
+    assert_eq!(order(&a), order(&b), "native {a:?}\nf16 {b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        // Q4_1 kernels quantize activations to 8 bits; f16 keeps them: ~0.1 nat per token apart at most.
+        assert!((x.mean - y.mean).abs() < 0.15, "native {x:?} vs f16 {y:?}");
+    }
 }
