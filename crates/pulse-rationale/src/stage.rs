@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::parse::parse_rationale;
+use crate::parse::{parse_rationale, Status};
 use crate::prompt::{messages, training_choices, Choice, PromptOptions, ANSWER_PREFIX, PROMPT_VERSION};
 use crate::store::{Key, Record, Store};
 
@@ -20,6 +20,9 @@ use crate::store::{Key, Record, Store};
 pub struct RationaleConfig {
     pub prompt: PromptOptions,
     pub sampling: SamplingParams,
+    /// Samples drawn per user until one yields a usable rationale (a small model sometimes answers "True"
+    /// or a bare title); each attempt has its own seed, the attempt count is stored.
+    pub attempts: usize,
 }
 
 impl Default for RationaleConfig {
@@ -35,6 +38,7 @@ impl Default for RationaleConfig {
                 stop: vec!["\"}".into()],
                 ignore_eos: false,
             },
+            attempts: 3,
         }
     }
 }
@@ -67,6 +71,9 @@ pub struct RunSummary {
     pub generated: usize,
     pub skipped_users_short_history: usize,
     pub status: BTreeMap<String, usize>,
+    /// Users by the attempt that gave their stored answer.
+    pub attempts: BTreeMap<String, usize>,
+    /// Tokens of every attempt.
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub seconds: f64,
@@ -86,9 +93,12 @@ impl RunSummary {
 
 /// Per-user request seed: depends only on the run seed and the (user, target), so which other users are in
 /// the run never changes a user's text.
-pub fn request_seed(seed: u64, user: &str, target: &str) -> u64 {
+pub fn request_seed(seed: u64, user: &str, target: &str, attempt: usize) -> u64 {
     let mut h = Sha256::new();
     h.update(seed.to_le_bytes());
+    if attempt > 0 {
+        h.update(format!("attempt-{attempt}").as_bytes());
+    }
     h.update(user.as_bytes());
     h.update([0]);
     h.update(target.as_bytes());
@@ -140,63 +150,78 @@ pub fn run(
         skipped_users_short_history: skipped,
         ..Default::default()
     };
-    let requests: Vec<GenRequest> = todo
-        .iter()
-        .map(|c| GenRequest {
-            prompt: Prompt::Chat(messages(ds, c, &cfg.prompt)),
-            n: 1,
-            seed: request_seed(opts.seed, &uid(c), &iid(c.target)),
-            params: cfg.sampling.clone(),
-        })
-        .collect();
     let mut prog = Progress { done: 0, total: todo.len(), prompt_tokens: 0, new_tokens: 0 };
     progress(&prog);
-    let mut write_err = None;
-    gen.generate(&requests, &mut |ev| match ev {
-        GenEvent::Tokens { prompt, generated } => {
-            prog.prompt_tokens += prompt;
-            prog.new_tokens += generated;
+    let attempts = cfg.attempts.max(1);
+    let mut pending: Vec<&Choice> = todo;
+    for attempt in 0..attempts {
+        if pending.is_empty() {
+            break;
         }
-        GenEvent::Done { index, generations } => {
-            if write_err.is_some() {
-                return;
+        let requests: Vec<GenRequest> = pending
+            .iter()
+            .map(|c| GenRequest {
+                prompt: Prompt::Chat(messages(ds, c, &cfg.prompt)),
+                n: 1,
+                seed: request_seed(opts.seed, &uid(c), &iid(c.target), attempt),
+                params: cfg.sampling.clone(),
+            })
+            .collect();
+        let mut retry: Vec<&Choice> = Vec::new();
+        let mut write_err = None;
+        gen.generate(&requests, &mut |ev| match ev {
+            GenEvent::Tokens { prompt, generated } => {
+                prog.prompt_tokens += prompt;
+                prog.new_tokens += generated;
             }
-            let c = todo[index];
-            let g = &generations[0];
-            let mut raw = format!("{ANSWER_PREFIX}{}", g.text);
-            if g.finish == pulse_slm::Finish::Stop {
-                raw.push_str("\"}");
-            }
-            let parsed = parse_rationale(&raw);
-            let start = c.history.len().saturating_sub(cfg.prompt.max_history);
-            let rec = Record {
-                key: Key { user: uid(c), target: iid(c.target), ..proto.clone() },
-                history: c.history[start..].iter().map(|&i| iid(i)).collect(),
-                rationale: parsed.rationale,
-                raw,
-                status: parsed.status,
-                prompt_tokens: g.prompt_tokens as i64,
-                new_tokens: g.new_tokens as i64,
-                finish: serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                score: None,
-                model_name: model.name.clone(),
-                created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
-            };
-            match store.insert(&rec) {
-                Ok(_) => {
-                    *summary.status.entry(parsed.status.as_str().to_string()).or_default() += 1;
-                    summary.generated += 1;
-                    summary.prompt_tokens += g.prompt_tokens;
-                    summary.new_tokens += g.new_tokens;
-                    prog.done += 1;
-                    progress(&prog);
+            GenEvent::Done { index, generations } => {
+                if write_err.is_some() {
+                    return;
                 }
-                Err(e) => write_err = Some(e),
+                let c = pending[index];
+                let g = &generations[0];
+                summary.prompt_tokens += g.prompt_tokens;
+                summary.new_tokens += g.new_tokens;
+                let mut raw = format!("{ANSWER_PREFIX}{}", g.text);
+                if g.finish == pulse_slm::Finish::Stop {
+                    raw.push_str("\"}");
+                }
+                let parsed = parse_rationale(&raw);
+                if parsed.status == Status::Raw && attempt + 1 < attempts {
+                    retry.push(c);
+                    return;
+                }
+                let start = c.history.len().saturating_sub(cfg.prompt.max_history);
+                let rec = Record {
+                    key: Key { user: uid(c), target: iid(c.target), ..proto.clone() },
+                    history: c.history[start..].iter().map(|&i| iid(i)).collect(),
+                    rationale: parsed.rationale,
+                    raw,
+                    status: parsed.status,
+                    attempts: (attempt + 1) as i64,
+                    prompt_tokens: g.prompt_tokens as i64,
+                    new_tokens: g.new_tokens as i64,
+                    finish: serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                    score: None,
+                    model_name: model.name.clone(),
+                    created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+                };
+                match store.insert(&rec) {
+                    Ok(_) => {
+                        *summary.status.entry(parsed.status.as_str().to_string()).or_default() += 1;
+                        *summary.attempts.entry((attempt + 1).to_string()).or_default() += 1;
+                        summary.generated += 1;
+                        prog.done += 1;
+                        progress(&prog);
+                    }
+                    Err(e) => write_err = Some(e),
+                }
             }
+        })?;
+        if let Some(e) = write_err {
+            return Err(e);
         }
-    })?;
-    if let Some(e) = write_err {
-        return Err(e);
+        pending = retry;
     }
     summary.seconds = t0.elapsed().as_secs_f64();
     Ok(summary)

@@ -38,6 +38,8 @@ pub struct Record {
     pub rationale: Option<String>,
     pub raw: String,
     pub status: Status,
+    /// Samples drawn until this one (1 = the first).
+    pub attempts: i64,
     pub prompt_tokens: i64,
     pub new_tokens: i64,
     pub finish: String,
@@ -90,7 +92,7 @@ impl Store {
                 model_sha TEXT NOT NULL, prompt_version TEXT NOT NULL, dataset TEXT NOT NULL,
                 user TEXT NOT NULL, target TEXT NOT NULL, seed INTEGER NOT NULL,
                 method TEXT NOT NULL, params TEXT NOT NULL,
-                history TEXT NOT NULL, rationale TEXT, raw TEXT NOT NULL, status TEXT NOT NULL,
+                history TEXT NOT NULL, rationale TEXT, raw TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
                 prompt_tokens INTEGER NOT NULL, new_tokens INTEGER NOT NULL, finish TEXT NOT NULL,
                 score REAL, model_name TEXT NOT NULL, created_unix INTEGER NOT NULL,
                 PRIMARY KEY (model_sha, prompt_version, dataset, user, target, seed, method, params)
@@ -136,7 +138,7 @@ impl Store {
         let n = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO rationales VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+                "INSERT OR IGNORE INTO rationales VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
                 params![
                     k.model_sha,
                     k.prompt_version,
@@ -150,6 +152,7 @@ impl Store {
                     r.rationale,
                     r.raw,
                     r.status.as_str(),
+                    r.attempts,
                     r.prompt_tokens,
                     r.new_tokens,
                     r.finish,
@@ -168,7 +171,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT model_sha, prompt_version, dataset, user, target, seed, method, params, history, rationale,
-                        raw, status, prompt_tokens, new_tokens, finish, score, model_name, created_unix
+                        raw, status, prompt_tokens, new_tokens, finish, score, model_name, created_unix, attempts
                  FROM rationales WHERE (?1 IS NULL OR method = ?1)
                  ORDER BY dataset, method, model_sha, prompt_version, seed, params, user, target",
             )
@@ -196,13 +199,13 @@ impl Store {
                     r.get::<_, String>(14)?,
                     r.get::<_, Option<f64>>(15)?,
                     r.get::<_, String>(16)?,
-                    r.get::<_, i64>(17)?,
+                    (r.get::<_, i64>(17)?, r.get::<_, i64>(18)?),
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (key, history, rationale, raw, status, (pt, nt), finish, score, model_name, created) =
+            let (key, history, rationale, raw, status, (pt, nt), finish, score, model_name, (created, attempts)) =
                 row.map_err(|e| self.err(e))?;
             let history: Vec<String> =
                 serde_json::from_str(&history).map_err(|e| self.err(format!("bad history in a row: {e}")))?;
@@ -213,6 +216,7 @@ impl Store {
                 rationale,
                 raw,
                 status,
+                attempts,
                 prompt_tokens: pt,
                 new_tokens: nt,
                 finish,

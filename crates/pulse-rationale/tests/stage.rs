@@ -67,8 +67,8 @@ fn rerun_skips_stored_and_counts_parse_failures() {
     let split = Split::leave_one_out(&ds);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.sqlite");
-    let cfg = RationaleConfig::default();
-    // First run: only 2 users; one answer is unusable.
+    let cfg = RationaleConfig { attempts: 1, ..RationaleConfig::default() };
+    // First run: only 2 users; one answer is unusable (and, with one attempt, stored raw).
     {
         let store = Store::open(&path).unwrap();
         let mut calls = 0;
@@ -133,4 +133,30 @@ fn a_non_sqlite_store_is_a_one_line_error() {
     std::fs::write(&p, "this is not a database, just text that is long enough to not be empty......").unwrap();
     let e = Store::open(&p).err().unwrap().to_string();
     assert!(e.starts_with(&p.display().to_string()) && !e.contains('\n'), "{e}");
+}
+
+#[test]
+fn unusable_answers_are_resampled_with_a_new_seed() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let store = Store::in_memory().unwrap();
+    // Every first attempt answers "True" (parses, but is no rationale); later attempts are fine.
+    let mut seen_seeds = std::collections::HashMap::<String, Vec<u64>>::new();
+    let mut calls = 0usize;
+    let mut g = Scripted::new(move |_, _| {
+        calls += 1;
+        if calls <= 3 { "True\"}".into() } else { "She restocks what she already likes.\"}".into() }
+    });
+    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    assert_eq!(s.generated, 3);
+    assert_eq!(s.status.get("raw"), None, "{:?}", s.status);
+    assert_eq!(s.attempts.get("2"), Some(&3), "{:?}", s.attempts);
+    for r in &g.seen {
+        seen_seeds.entry(format!("{:?}", r.prompt)).or_default().push(r.seed);
+    }
+    for (_, seeds) in seen_seeds {
+        assert_eq!(seeds.len(), 2);
+        assert_ne!(seeds[0], seeds[1], "a retry draws with another seed");
+    }
+    assert!(store.records(None).unwrap().iter().all(|r| r.attempts == 2));
 }
