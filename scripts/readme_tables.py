@@ -14,11 +14,33 @@ text = readme.read_text()
 pattern = re.compile(r"(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
+def rationale_table(summary_path):
+    """A `pulse rationales --summary` file as a small table."""
+    import json
+    d = json.loads(summary_path.read_text())
+    s = d["summary"]
+    st = s["status"]
+    n = s["generated"]
+    att = s.get("attempts", {})
+    pct = lambda k: f"{st.get(k, 0)} ({100 * st.get(k, 0) / max(n, 1):.1f}%)"
+    return (
+        f"| dataset | users | stored as JSON | lenient | truncated | **parse failures** | resampled | "
+        f"prompt + new tokens | wall time |\n|---|---|---|---|---|---|---|---|---|\n"
+        f"| {s['dataset']} | {n} | {pct('json')} | {pct('lenient')} | {pct('truncated')} | **{pct('raw')}** | "
+        f"{n - att.get('1', 0)} | {s['prompt_tokens']:,} + {s['new_tokens']:,} | {s['seconds']:.0f} s |\n\n"
+        f"Model `{s['model']}` (`{s['model_sha256'][:12]}…`), prompt `{s['prompt_version']}`, seed {s['seed']}; "
+        f"from `results/{summary_path.parent.name}/summary.json` (resolved config inside).\n"
+    )
+
+
 def repl(m):
-    table = root / "results" / m.group(2) / "table.md"
-    if not table.exists():
-        sys.exit(f"README.md: results/{m.group(2)}/table.md does not exist")
-    return m.group(1) + table.read_text() + m.group(4)
+    d = root / "results" / m.group(2)
+    table = d / "table.md"
+    if table.exists():
+        return m.group(1) + table.read_text() + m.group(4)
+    if (d / "summary.json").exists():
+        return m.group(1) + rationale_table(d / "summary.json") + m.group(4)
+    sys.exit(f"README.md: results/{m.group(2)}/table.md does not exist")
 
 
 new = pattern.sub(repl, text)

@@ -78,6 +78,9 @@ pub struct LlamaEngine {
     /// Texts of control tokens (e.g. `<|im_end|>`): removed from message contents so untrusted text can
     /// never open or close a chat turn.
     control_texts: Vec<String>,
+    /// Per token id: whether it ends generation, and its text bytes.
+    eog: Vec<bool>,
+    pieces: Vec<Vec<u8>>,
     opts: EngineOptions,
 }
 
@@ -184,6 +187,9 @@ impl LlamaEngine {
             .collect();
         control_texts.sort_by_key(|s| std::cmp::Reverse(s.len()));
         control_texts.dedup();
+        let eog: Vec<bool> = (0..vocab.n_tokens()).map(|t| vocab.is_eog(LlamaToken(t))).collect();
+        let pieces: Vec<Vec<u8>> =
+            (0..vocab.n_tokens()).map(|t| vocab.token_to_piece(LlamaToken(t), false, None)).collect();
         drop(vocab);
         let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut opts = opts;
@@ -202,6 +208,8 @@ impl LlamaEngine {
             path: path.to_path_buf(),
             template,
             control_texts,
+            eog,
+            pieces,
             opts,
         })
     }
@@ -408,14 +416,7 @@ impl Generator for LlamaEngine {
         let total_samples: usize = jobs.iter().map(|j| j.n).sum();
         let n_seqs = total_samples.min(max_seqs);
         let n_batch = self.opts.n_batch;
-        let eog: Vec<bool> = {
-            let vocab = self.model.vocab();
-            (0..vocab.n_tokens()).map(|t| vocab.is_eog(LlamaToken(t))).collect()
-        };
-        let pieces: Vec<Vec<u8>> = {
-            let vocab = self.model.vocab();
-            (0..vocab.n_tokens()).map(|t| vocab.token_to_piece(LlamaToken(t), false, None)).collect()
-        };
+        let (eog, pieces) = (&self.eog, &self.pieces);
         let mut ctx = self.context(n_seqs, false)?;
         let mut batch = LlamaBatch::new(n_batch.max(n_seqs), n_seqs as i32);
         let mut slots: Vec<Slot> = (0..n_seqs)
