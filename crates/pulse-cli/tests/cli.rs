@@ -162,6 +162,10 @@ fn committed_configs_are_valid_and_typos_are_refused() {
         // --results to a temp dir; an invalid data path would fail only after parsing, so parse via a
         // dry check: the experiment must get past config validation (it fails later only for data)
         let s = std::fs::read_to_string(&p).unwrap();
+        if s.contains("[sampling]") {
+            check_rationale_config(&p, &s);
+            continue;
+        }
         let bad = s.replace("[data]", "[data]\ndedupe = true");
         let d = tempfile::tempdir().unwrap();
         let bp = d.path().join("bad.toml");
@@ -171,4 +175,22 @@ fn committed_configs_are_valid_and_typos_are_refused() {
         assert!(stderr(&o).contains("unknown field `dedupe`"), "{}: {}", p.display(), stderr(&o));
         assert!(!d.path().join("baselines-luxury-beauty").exists() && !d.path().join("baselines-video-games").exists());
     }
+}
+
+/// A `pulse rationales` config: valid as committed (a run over 0 users gets past every check), and a typo in
+/// it is refused before anything is written.
+fn check_rationale_config(p: &Path, s: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("s.sqlite");
+    let o = run(&["-q", "rationales", "--users", "0", "--config", p.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 users asked"));
+    let bad = s.replace("[sampling]", "[sampling]\ntemperatur = 1.0");
+    let bp = d.path().join("bad.toml");
+    std::fs::write(&bp, bad).unwrap();
+    let store2 = d.path().join("s2.sqlite");
+    let o = run(&["-q", "rationales", "--users", "0", "--config", bp.to_str().unwrap(), "--store", store2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown field `temperatur`"), "{}: {}", p.display(), stderr(&o));
+    assert!(!store2.exists());
 }
