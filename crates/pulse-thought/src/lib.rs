@@ -1,7 +1,9 @@
 //! PULSE Thought Space (method steps 3–4). This crate starts with the text encoders the space is built on.
 
+pub mod cache;
 pub mod encoder;
 pub mod error;
 
+pub use cache::EmbeddingCache;
 pub use encoder::{cosine, SentenceEncoder, DEFAULT_ENCODER};
 pub use error::{Result, ThoughtError};

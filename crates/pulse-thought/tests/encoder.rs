@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use pulse_thought::{cosine, SentenceEncoder, DEFAULT_ENCODER};
+use pulse_thought::{cosine, EmbeddingCache, SentenceEncoder, DEFAULT_ENCODER};
 
 fn dir() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEFAULT_ENCODER);
@@ -52,4 +52,35 @@ fn missing_files_name_the_file() {
     let d = tempfile::tempdir().unwrap();
     let e = SentenceEncoder::load(d.path(), 128).err().unwrap().to_string();
     assert!(e.starts_with(&d.path().join("config.json").display().to_string()) && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn embedding_cache_persists_and_is_bound_to_its_encoder() {
+    let enc = SentenceEncoder::load(&dir(), 128).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("items.emb");
+    let direct = enc.encode(&SENTENCES, 8).unwrap();
+    {
+        let mut c = EmbeddingCache::open(&p, &enc).unwrap();
+        let v = c.get_or_encode(&enc, &[SENTENCES[0], SENTENCES[1], SENTENCES[0]], 8).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(cosine(&v[0], &direct[0]) > 0.99999 && v[0] == v[2]);
+        c.save().unwrap();
+    }
+    let mut c = EmbeddingCache::open(&p, &enc).unwrap();
+    assert_eq!(c.len(), 2);
+    let v = c.get_or_encode(&enc, &SENTENCES, 8).unwrap();
+    assert_eq!(c.len(), 3);
+    for (a, b) in v.iter().zip(&direct) {
+        assert!(cosine(a, b) > 0.99999);
+    }
+    // A torn file and a foreign header are refused with the file's name.
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+    let e = EmbeddingCache::open(&p, &enc).err().unwrap().to_string();
+    assert!(e.starts_with(&p.display().to_string()) && e.contains("truncated"), "{e}");
+    let text = String::from_utf8_lossy(&bytes[..60]).replace(enc.id(), "0000000000000000");
+    std::fs::write(&p, text.as_bytes()).unwrap();
+    let e = EmbeddingCache::open(&p, &enc).err().unwrap().to_string();
+    assert!(e.contains("made by encoder 0000000000000000"), "{e}");
 }
