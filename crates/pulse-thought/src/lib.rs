@@ -3,7 +3,9 @@
 pub mod cache;
 pub mod encoder;
 pub mod error;
+pub mod similar;
 
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, SentenceEncoder, DEFAULT_ENCODER};
 pub use error::{Result, ThoughtError};
+pub use similar::top_k_cosine;
