@@ -4,8 +4,10 @@ pub mod cache;
 pub mod encoder;
 pub mod error;
 pub mod similar;
+pub mod space;
 
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, SentenceEncoder, DEFAULT_ENCODER};
 pub use error::{Result, ThoughtError};
 pub use similar::top_k_cosine;
+pub use space::{retrieval, Retrieval, SpaceConfig, ThoughtSpace};
