@@ -30,6 +30,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: SlmCmd,
     },
+    /// PULSE step 3: the Thought Space (encoders + projection heads trained with InfoNCE).
+    Thought {
+        #[command(subcommand)]
+        cmd: ThoughtCmd,
+    },
     /// PULSE step 2: generate a rationale for each user's last training choice into a SQLite store
     /// (resumable: what the store has is skipped). `rationales export` writes the store as JSON lines.
     #[command(args_conflicts_with_subcommands = true)]
@@ -303,4 +308,33 @@ pub struct ExperimentArgs {
     /// Where results/<name>/ is created.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ThoughtCmd {
+    /// Train the heads on a rationale store; report held-out rationale↔behaviour retrieval (1 of 100)
+    /// for the frozen encoder (untrained) and the trained space.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        store: PathBuf,
+        /// Rationale method to train on.
+        #[arg(long, default_value = "initial")]
+        method: String,
+        /// Sentence-encoder folder (config.json, tokenizer.json, model.safetensors).
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        encoder: PathBuf,
+        /// TOML with any of: temperature, batch, epochs, lr, weight_decay.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Users held out for the retrieval report.
+        #[arg(long, default_value_t = 100)]
+        holdout: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output folder: space.safetensors, report.json (config + seed inside).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }

@@ -73,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Experiment(a) => experiment::run(&a.config, &a.results, cli.quiet)?,
         Cmd::Slm { cmd } => slm_cmd::slm(cmd)?,
         Cmd::Rationales(a) => slm_cmd::rationales(a.cmd, a.run, cli.quiet)?,
+        Cmd::Thought { cmd } => slm_cmd::thought(cmd)?,
     }
     Ok(())
 }

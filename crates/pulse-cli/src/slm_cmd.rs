@@ -179,3 +179,39 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
     Ok(())
 }
 
+
+pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
+    let crate::args::ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } = cmd;
+    let cfg: pulse_thought::SpaceConfig = match &config {
+        None => Default::default(),
+        Some(p) => {
+            let s = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), one_line(&e.to_string())))?
+        }
+    };
+    if !store.is_file() {
+        bail!("{}: no such rationale store", store.display());
+    }
+    let l = load_data(&DataSpec::from(&data))?;
+    let st = Store::open(&store)?;
+    let enc = pulse_thought::SentenceEncoder::load(&encoder, 128)?;
+    std::fs::create_dir_all(&out)?;
+    let mut cache = pulse_thought::EmbeddingCache::open(&out.join("embeddings.cache"), &enc)?;
+    let (space, report) =
+        pulse_thought::train::train_from_store(&st, &method, &l.ds, &enc, &mut cache, &cfg, holdout, seed)?;
+    pulse_thought::train::save(&space, &report, &out)?;
+    println!(
+        "{}: {} training pairs, {} held out; rationale↔behaviour R@1 (1 of {}): untrained {:.3} → trained {:.3}; MRR {:.3} → {:.3} ({:.0}s) → {}",
+        report.dataset,
+        report.pairs_train,
+        report.pairs_heldout,
+        report.trained.pool,
+        report.untrained.r_at_1,
+        report.trained.r_at_1,
+        report.untrained.mrr,
+        report.trained.mrr,
+        report.seconds,
+        out.display()
+    );
+    Ok(())
+}

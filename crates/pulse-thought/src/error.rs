@@ -8,6 +8,8 @@ pub enum ThoughtError {
     Candle(#[from] candle_core::Error),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error(transparent)]
+    Store(#[from] pulse_rationale::RationaleError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -5,6 +5,7 @@ pub mod encoder;
 pub mod error;
 pub mod similar;
 pub mod space;
+pub mod train;
 
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, SentenceEncoder, DEFAULT_ENCODER};

@@ -21,11 +21,14 @@ pub struct SpaceConfig {
     pub epochs: usize,
     pub lr: f64,
     pub weight_decay: f64,
+    /// Share of the training pairs held back for validation: the heads of the epoch with the best
+    /// validation MRR are kept (0 = keep the last epoch).
+    pub valid_fraction: f64,
 }
 
 impl Default for SpaceConfig {
     fn default() -> Self {
-        SpaceConfig { temperature: 0.05, batch: 64, epochs: 40, lr: 1e-3, weight_decay: 0.0 }
+        SpaceConfig { temperature: 0.05, batch: 64, epochs: 40, lr: 1e-3, weight_decay: 0.0, valid_fraction: 0.1 }
     }
 }
 
@@ -66,8 +69,13 @@ impl ThoughtSpace {
 
     /// Train on aligned embedding rows (f32, n × d). Returns the mean loss of each epoch.
     pub fn train(er: &[Vec<f32>], eb: &[Vec<f32>], cfg: &SpaceConfig, seed: u64) -> Result<(Self, Vec<f64>)> {
+        let n_valid = ((er.len() as f64) * cfg.valid_fraction).round() as usize;
+        let n_valid = if n_valid >= 2 && n_valid + 2 <= er.len() { n_valid } else { 0 };
+        let (vr, er) = er.split_at(n_valid);
+        let (vb, eb) = eb.split_at(n_valid);
         let (n, d) = (er.len(), er.first().map_or(0, |v| v.len()));
         let space = ThoughtSpace::identity(d, DType::F32)?;
+        let mut best: Option<(f64, Tensor, Tensor)> = None;
         let to_t = |rows: &[Vec<f32>]| Tensor::from_vec(rows.concat(), (rows.len(), d), &Device::Cpu);
         let (er, eb) = (to_t(er)?, to_t(eb)?);
         let vars = [space.wr.clone(), space.wb.clone()];
@@ -90,6 +98,16 @@ impl ThoughtSpace {
                 opt.step(&vars, &grads)?;
             }
             losses.push(total / batches.max(1) as f64);
+            if n_valid > 0 {
+                let v = retrieval(&space.apply(vr, true)?, &space.apply(vb, false)?, 100, seed);
+                if best.as_ref().is_none_or(|b| v.mrr > b.0) {
+                    best = Some((v.mrr, space.wr.as_tensor().copy()?, space.wb.as_tensor().copy()?));
+                }
+            }
+        }
+        if let Some((_, wr, wb)) = best {
+            space.wr.set(&wr)?;
+            space.wb.set(&wb)?;
         }
         Ok((space, losses))
     }
@@ -183,7 +201,7 @@ mod tests {
         let (tr, te) = (300, 100);
         let untrained = ThoughtSpace::identity(d, DType::F32).unwrap();
         let before = retrieval(&untrained.apply(&r[tr..], true).unwrap(), &untrained.apply(&b[tr..], false).unwrap(), te, 1);
-        let cfg = SpaceConfig { temperature: 0.1, batch: 32, epochs: 60, lr: 1e-2, weight_decay: 0.0 };
+        let cfg = SpaceConfig { temperature: 0.1, batch: 32, epochs: 60, lr: 1e-2, weight_decay: 0.0, valid_fraction: 0.1 };
         let (s, losses) = ThoughtSpace::train(&r[..tr], &b[..tr], &cfg, 1).unwrap();
         assert!(losses.last().unwrap() < &(losses[0] * 0.5), "{losses:?}");
         let after = retrieval(&s.apply(&r[tr..], true).unwrap(), &s.apply(&b[tr..], false).unwrap(), te, 1);
