@@ -33,11 +33,27 @@ def rationale_table(summary_path):
     )
 
 
+def thought_table(report_path):
+    """A `pulse thought train` report.json as a small table."""
+    import json
+    r = json.loads(report_path.read_text())
+    u, t = r["untrained"], r["trained"]
+    return (
+        f"| dataset | training pairs | held-out users | R@1 (1 of {t['pool']}) untrained → trained | "
+        f"MRR untrained → trained | wall time |\n|---|---|---|---|---|---|\n"
+        f"| {r['dataset']} | {r['pairs_train']} | {r['pairs_heldout']} | {u['r_at_1']:.3f} → **{t['r_at_1']:.3f}** | "
+        f"{u['mrr']:.3f} → **{t['mrr']:.3f}** | {r['seconds']:.0f} s |\n\n"
+        f"From `results/{report_path.parent.name}/report.json` (config and seed {r['seed']} inside).\n"
+    )
+
+
 def repl(m):
     d = root / "results" / m.group(2)
     table = d / "table.md"
     if table.exists():
         return m.group(1) + table.read_text() + m.group(4)
+    if (d / "report.json").exists():
+        return m.group(1) + thought_table(d / "report.json") + m.group(4)
     if (d / "summary.json").exists():
         return m.group(1) + rationale_table(d / "summary.json") + m.group(4)
     sys.exit(f"README.md: results/{m.group(2)}/table.md does not exist")

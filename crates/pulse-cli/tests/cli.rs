@@ -166,6 +166,10 @@ fn committed_configs_are_valid_and_typos_are_refused() {
             check_rationale_config(&p, &s);
             continue;
         }
+        if p.file_name().unwrap().to_string_lossy().starts_with("thought-") {
+            check_thought_config(&p, &s);
+            continue;
+        }
         let bad = s.replace("[data]", "[data]\ndedupe = true");
         let d = tempfile::tempdir().unwrap();
         let bp = d.path().join("bad.toml");
@@ -193,4 +197,22 @@ fn check_rationale_config(p: &Path, s: &str) {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown field `temperatur`"), "{}: {}", p.display(), stderr(&o));
     assert!(!store2.exists());
+}
+
+/// A `pulse thought train` config: parses (the run then stops at the missing store), a typo is refused.
+fn check_thought_config(p: &Path, s: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let args = |cfg: &str| {
+        vec!["-q".to_string(), "thought".into(), "train".into(), "--store".into(), "/nonexistent/s.sqlite".into(),
+             "--config".into(), cfg.to_string(), "--out".into(), out.display().to_string()]
+    };
+    let o = pulse().args(args(p.to_str().unwrap())).output().unwrap();
+    assert!(stderr(&o).contains("no such rationale store"), "{}: {}", p.display(), stderr(&o));
+    let bp = d.path().join("bad.toml");
+    std::fs::write(&bp, format!("temperture = 0.1\n{s}")).unwrap();
+    let o = pulse().args(args(bp.to_str().unwrap())).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown field `temperture`"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing written on bad input");
 }
