@@ -111,11 +111,7 @@ pub fn sasrec_config(file: Option<&Path>, loss: Option<LossArg>, max_epochs: Opt
         sasrec: Option<SasRecConfig>,
     }
     let mut cfg = match file {
-        Some(p) => {
-            let s = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
-            let f: File = toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), one_line(&e.to_string())))?;
-            f.sasrec.unwrap_or_default()
-        }
+        Some(p) => read_toml::<File>(p)?.sasrec.unwrap_or_default(),
         None => SasRecConfig::default(),
     };
     if let Some(l) = loss {
@@ -129,6 +125,12 @@ pub fn sasrec_config(file: Option<&Path>, loss: Option<LossArg>, max_epochs: Opt
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// A TOML file as `T` (unknown keys are errors); the error is one line naming the file.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let s = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))
 }
 
 pub fn one_line(s: &str) -> String {

@@ -48,9 +48,7 @@ fn default_bootstrap() -> usize {
 }
 
 pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
-    let s = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    let c: ExperimentConfig =
-        toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?;
+    let c: ExperimentConfig = read_toml(path)?;
     c.sasrec.validate()?;
     for m in &c.models {
         parse_model(m).with_context(|| format!("{}: models", path.display()))?;

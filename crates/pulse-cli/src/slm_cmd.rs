@@ -8,7 +8,7 @@ use pulse_rationale::{RationaleConfig, RunOptions, Store};
 use pulse_slm::{ChatMessage, EngineOptions, GenRequest, Generator, LlamaEngine, Prompt, SamplingParams, Weights};
 
 use crate::args::{ExportFormat, ModelArgs, WeightsArg, RationalesCmd, RationalesRun, SamplingArgs, SlmCmd};
-use crate::commands::{load_data, one_line, DataSpec};
+use crate::commands::{load_data, read_toml, DataSpec};
 
 /// Load the model; the default weights are fetched first when missing.
 pub fn load_engine(m: &ModelArgs) -> Result<LlamaEngine> {
@@ -107,17 +107,11 @@ pub fn slm(cmd: SlmCmd) -> Result<()> {
     Ok(())
 }
 
-fn rationale_config(path: Option<&Path>) -> Result<RationaleConfig> {
-    let Some(p) = path else { return Ok(RationaleConfig::default()) };
-    let s = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-    toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), one_line(&e.to_string())))
-}
-
 pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -> Result<()> {
     if let Some(RationalesCmd::Export { store, format: ExportFormat::Jsonl, method, out }) = cmd {
         return export(&store, method.as_deref(), out.as_deref());
     }
-    let cfg = rationale_config(run.config.as_deref())?;
+    let cfg: RationaleConfig = run.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.sampling.validate()?;
     let l = load_data(&DataSpec::from(&run.data))?;
     let mut engine = load_engine(&run.model)?;
@@ -182,13 +176,7 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
 
 pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
     let crate::args::ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } = cmd;
-    let cfg: pulse_thought::SpaceConfig = match &config {
-        None => Default::default(),
-        Some(p) => {
-            let s = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), one_line(&e.to_string())))?
-        }
-    };
+    let cfg: pulse_thought::SpaceConfig = config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     if !store.is_file() {
         bail!("{}: no such rationale store", store.display());
     }

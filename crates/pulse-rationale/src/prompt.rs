@@ -42,6 +42,13 @@ pub struct Choice {
     pub target: u32,
 }
 
+impl Choice {
+    /// Index of the first history item the prompt shows (the most recent `max_history` are shown).
+    pub fn shown_from(&self, o: &PromptOptions) -> usize {
+        self.history.len().saturating_sub(o.max_history)
+    }
+}
+
 /// The training choices of a split: for each user, the last training item explained from the items before
 /// it (validation and test items are never shown). Users with fewer than two training items are skipped.
 pub fn training_choices(split: &Split) -> (Vec<Choice>, usize) {
@@ -75,7 +82,7 @@ pub fn clip(s: &str, words: usize) -> String {
 
 pub fn messages(ds: &Dataset, c: &Choice, o: &PromptOptions) -> Vec<ChatMessage> {
     let user = &ds.users[c.user as usize];
-    let start = c.history.len().saturating_sub(o.max_history);
+    let start = c.shown_from(o);
     let mut lines = String::new();
     for (k, (&item, &ev)) in c.history.iter().zip(&c.history_events).enumerate().skip(start) {
         let it = &ds.items[item as usize];

@@ -191,7 +191,7 @@ pub fn run(
                     retry.push(c);
                     return;
                 }
-                let start = c.history.len().saturating_sub(cfg.prompt.max_history);
+                let start = c.shown_from(&cfg.prompt);
                 let rec = Record {
                     key: Key { user: uid(c), target: iid(c.target), ..proto.clone() },
                     history: c.history[start..].iter().map(|&i| iid(i)).collect(),

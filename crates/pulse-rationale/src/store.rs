@@ -178,10 +178,14 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map(params![method], |r| {
+                // A column that does not decode is a conversion error naming its index.
+                let bad = |i: usize, e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+                };
                 let history: String = r.get(8)?;
                 let status: String = r.get(11)?;
-                Ok((
-                    Key {
+                Ok(Record {
+                    key: Key {
                         model_sha: r.get(0)?,
                         prompt_version: r.get(1)?,
                         dataset: r.get(2)?,
@@ -191,40 +195,21 @@ impl Store {
                         method: r.get(6)?,
                         params: r.get(7)?,
                     },
-                    history,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, String>(10)?,
-                    status,
-                    (r.get::<_, i64>(12)?, r.get::<_, i64>(13)?),
-                    r.get::<_, String>(14)?,
-                    r.get::<_, Option<f64>>(15)?,
-                    r.get::<_, String>(16)?,
-                    (r.get::<_, i64>(17)?, r.get::<_, i64>(18)?),
-                ))
+                    history: serde_json::from_str(&history).map_err(|e| bad(8, format!("bad history: {e}")))?,
+                    rationale: r.get(9)?,
+                    raw: r.get(10)?,
+                    status: Status::parse(&status).ok_or_else(|| bad(11, format!("unknown status {status:?}")))?,
+                    prompt_tokens: r.get(12)?,
+                    new_tokens: r.get(13)?,
+                    finish: r.get(14)?,
+                    score: r.get(15)?,
+                    model_name: r.get(16)?,
+                    created_unix: r.get(17)?,
+                    attempts: r.get(18)?,
+                })
             })
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (key, history, rationale, raw, status, (pt, nt), finish, score, model_name, (created, attempts)) =
-                row.map_err(|e| self.err(e))?;
-            let history: Vec<String> =
-                serde_json::from_str(&history).map_err(|e| self.err(format!("bad history in a row: {e}")))?;
-            let status = Status::parse(&status).ok_or_else(|| self.err(format!("unknown status {status:?}")))?;
-            out.push(Record {
-                key,
-                history,
-                rationale,
-                raw,
-                status,
-                attempts,
-                prompt_tokens: pt,
-                new_tokens: nt,
-                finish,
-                score,
-                model_name,
-                created_unix: created,
-            });
-        }
+        let out = rows.collect::<rusqlite::Result<Vec<Record>>>().map_err(|e| self.err(e))?;
         Ok(out)
     }
 

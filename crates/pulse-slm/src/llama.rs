@@ -294,28 +294,21 @@ impl LlamaEngine {
     }
 
     pub fn detokenize(&self, tokens: &[u32]) -> String {
-        let vocab = self.model.vocab();
-        let mut bytes = Vec::new();
-        for &t in tokens {
-            bytes.extend(vocab.token_to_piece(LlamaToken(t as i32), false, None));
-        }
+        let bytes: Vec<u8> = tokens.iter().flat_map(|&t| self.pieces[t as usize].iter().copied()).collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
     fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
-        let text = self.render(prompt)?;
-        let add_bos = self.model.vocab().should_add_bos();
-        let toks = self.tokenize(&text, add_bos);
+        let toks = self.tokenize(&self.render(prompt)?, self.add_bos());
         if toks.is_empty() {
             return Err(SlmError::Param("prompt", "empty prompt".into()));
         }
         Ok(toks)
     }
 
-    fn context(&self, n_seqs: usize, logits_all: bool) -> Result<LlamaContext<'_>> {
+    fn context(&self, n_seqs: usize) -> Result<LlamaContext<'_>> {
         let n_seqs = n_seqs.max(1);
         let n_ctx = (n_seqs * self.opts.ctx_per_seq) as u32;
-        let _ = logits_all;
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(self.opts.n_batch as u32)
@@ -417,7 +410,7 @@ impl Generator for LlamaEngine {
         let n_seqs = total_samples.min(max_seqs);
         let n_batch = self.opts.n_batch;
         let (eog, pieces) = (&self.eog, &self.pieces);
-        let mut ctx = self.context(n_seqs, false)?;
+        let mut ctx = self.context(n_seqs)?;
         let mut batch = LlamaBatch::new(n_batch.max(n_seqs), n_seqs as i32);
         let mut slots: Vec<Slot> = (0..n_seqs)
             .map(|_| Slot {
@@ -586,7 +579,7 @@ impl Generator for LlamaEngine {
         // Seq 0 holds the prompt; seqs 1.. get a copy of it and one continuation each.
         let n_seqs = (continuations.len() + 1).min(self.opts.max_seqs.max(2));
         let n_batch = self.opts.n_batch;
-        let mut ctx = self.context(n_seqs, true)?;
+        let mut ctx = self.context(n_seqs)?;
         let mut batch = LlamaBatch::new(n_batch, n_seqs as i32);
         let mut done = 0;
         let mut last_row = Vec::new();

@@ -1,7 +1,7 @@
 //! Sentence encoder: a BERT-family model (all-MiniLM-L6-v2 by default) in candle, mean pooling over the
-//! attention mask, L2-normalised — the sentence-transformers recipe for these models. Padding is to the
-//! longest text of each batch (the shipped tokenizer.json pads to a fixed 128), and texts are encoded in
-//! length-sorted batches so little compute goes to padding.
+//! attention mask, L2-normalised — the sentence-transformers recipe for these models. Texts are encoded in
+//! length-sorted batches padded to their longest text (the shipped tokenizer.json would pad to a fixed 128),
+//! so little compute goes to padding.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest, Sha256};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{Result, ThoughtError};
 
@@ -43,7 +43,8 @@ impl SentenceEncoder {
         let (cfg_p, tok_p, w_p) = (f("config.json")?, f("tokenizer.json")?, f("model.safetensors")?);
         let cfg: Config = serde_json::from_str(&std::fs::read_to_string(&cfg_p)?).map_err(|e| file_err(&cfg_p, e))?;
         let mut tokenizer = Tokenizer::from_file(&tok_p).map_err(|e| file_err(&tok_p, e))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        // Batches are padded here, per length-sorted chunk; the file's own padding (a fixed 128) is turned off.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
             .map_err(|e| file_err(&tok_p, e))?;
@@ -66,8 +67,6 @@ impl SentenceEncoder {
     pub fn encode(&self, texts: &[&str], batch: usize) -> Result<Vec<Vec<f32>>> {
         let enc = self
             .tokenizer
-            .clone()
-            .with_padding(None)
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| ThoughtError::Tokenizer(e.to_string()))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
