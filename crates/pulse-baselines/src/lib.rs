@@ -7,7 +7,7 @@ pub mod pop;
 pub mod sasrec;
 
 pub use pop::Pop;
-pub use sasrec::{Activation, Loss, SasRec, SasRecConfig, TrainOptions, TrainSummary};
+pub use sasrec::{Activation, ItemInput, Loss, ModelInputs, SasRec, SasRecConfig, TrainOptions, TrainSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {

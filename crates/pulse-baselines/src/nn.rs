@@ -211,3 +211,8 @@ mod tests {
         assert!(softmax_cross_entropy(&x, &[0, 0, 9, 0]).is_err());
     }
 }
+
+/// Rows scaled to unit L2 norm (differentiable; plain ops only).
+pub fn unit_rows(x: &Tensor) -> Result<Tensor> {
+    x.broadcast_div(&x.sqr()?.sum_keepdim(candle_core::D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?)
+}

@@ -1,5 +1,5 @@
 use candle_core::{Device, Tensor};
-use pulse_baselines::sasrec::{train, Activation, SasRec, SasRecConfig, TrainOptions};
+use pulse_baselines::sasrec::{train, Activation, ItemInput, ModelInputs, SasRec, SasRecConfig, TrainOptions};
 use pulse_baselines::{Loss, Pop};
 use pulse_data::{Rng, Split, SplitUser, Stage};
 use pulse_eval::{evaluate, metrics_from_ranks, Protocol, Recommender};
@@ -24,19 +24,23 @@ fn tiny(loss: Loss) -> SasRecConfig {
 /// Every parameter tensor gets a non-zero gradient that matches a central finite difference along a
 /// random direction (this catches candle ops that silently drop gradients).
 fn check_gradients(loss: Loss) {
+    check_gradients_of(tiny(loss), &ModelInputs::default(), &[]);
+}
+
+fn check_gradients_of(cfg: SasRecConfig, inputs: &ModelInputs, align: &[(usize, &[f32])]) {
     let mut rng = Rng::new(5);
-    let m = SasRec::new(tiny(loss), 9, &mut rng).unwrap();
+    let m = SasRec::with_inputs(cfg, 9, inputs, &mut rng).unwrap();
     // sequences of different lengths, so padding and masking are exercised
     let seqs: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4, 5, 6, 7, 8], vec![3, 0], vec![8, 7, 6], vec![2, 2, 5, 1]];
     let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
     let eval = |m: &SasRec| -> f64 {
         let mut r = Rng::new(77); // same negatives every time
         let mut neg = |_row: usize, r: &mut Rng| r.below(9) as u32;
-        m.loss(&refs, &mut r, &mut neg).unwrap().to_scalar::<f32>().unwrap() as f64
+        m.loss_aligned(&refs, align, &mut r, &mut neg).unwrap().to_scalar::<f32>().unwrap() as f64
     };
     let mut r = Rng::new(77);
     let mut neg = |_row: usize, r: &mut Rng| r.below(9) as u32;
-    let grads = m.loss(&refs, &mut r, &mut neg).unwrap().backward().unwrap();
+    let grads = m.loss_aligned(&refs, align, &mut r, &mut neg).unwrap().backward().unwrap();
     let mut dir_rng = Rng::new(11);
     for (name, var) in m.names().iter().zip(m.vars()) {
         let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient at all"));
@@ -80,6 +84,53 @@ fn ce_gradients_match_finite_differences() {
 #[test]
 fn bce_gradients_match_finite_differences() {
     check_gradients(Loss::Bce);
+}
+
+fn random_rows(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut r = Rng::new(seed);
+    (0..n).map(|_| (0..d).map(|_| r.normal()).collect()).collect()
+}
+
+/// The text-item variant (frozen item texts through a learned map) with the PULSE-TS alignment term:
+/// every parameter, incl. the text map and the alignment head, gets the right gradient.
+#[test]
+fn text_items_and_alignment_gradients_match_finite_differences() {
+    let text = random_rows(9, 5, 21).concat();
+    let inputs = ModelInputs { item_text: Some(Tensor::from_vec(text, (9, 5), &Device::Cpu).unwrap()), align_dim: 4 };
+    let targets = random_rows(3, 4, 22);
+    let align: Vec<(usize, &[f32])> = vec![(0, &targets[0]), (2, &targets[1]), (3, &targets[2])];
+    for (loss, items) in [(Loss::Ce, ItemInput::Text), (Loss::Bce, ItemInput::Text), (Loss::Ce, ItemInput::Both)] {
+        let cfg = SasRecConfig { items, align_weight: 0.7, align_temperature: 0.5, ..tiny(loss) };
+        check_gradients_of(cfg, &inputs, &align);
+    }
+}
+
+/// The alignment term is added only when switched on and when a batch has two rationales to contrast;
+/// missing inputs are refused.
+#[test]
+fn alignment_term_is_added_only_when_it_applies() {
+    let targets = random_rows(2, 4, 23);
+    let align: Vec<(usize, &[f32])> = vec![(0, &targets[0]), (1, &targets[1])];
+    let seqs: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4, 5, 6, 7]];
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let loss_of = |cfg: SasRecConfig, align: &[(usize, &[f32])]| {
+        let m = SasRec::with_inputs(cfg, 9, &ModelInputs { item_text: None, align_dim: 4 }, &mut Rng::new(5)).unwrap();
+        let mut neg = |_row: usize, r: &mut Rng| r.below(9) as u32;
+        m.loss_aligned(&refs, align, &mut Rng::new(1), &mut neg).unwrap().to_scalar::<f32>().unwrap()
+    };
+    let plain = loss_of(tiny(Loss::Ce), &align);
+    let on = SasRecConfig { align_weight: 1.0, ..tiny(Loss::Ce) };
+    assert_eq!(loss_of(on.clone(), &align[..1]), plain, "one rationale: nothing to contrast");
+    let with = loss_of(on.clone(), &align);
+    // InfoNCE over 2 rows is at least ~0 and at most unbounded; here it must add a positive amount.
+    assert!(with > plain + 1e-3, "{with} vs {plain}");
+    let e = SasRec::with_inputs(on, 9, &ModelInputs::default(), &mut Rng::new(5)).err().unwrap().to_string();
+    assert!(e.contains("dimension"), "{e}");
+    let e = SasRec::with_inputs(SasRecConfig { items: ItemInput::Text, ..tiny(Loss::Ce) }, 9, &ModelInputs::default(), &mut Rng::new(5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("text"), "{e}");
 }
 
 /// Synthetic data with a learnable rule: after item i comes item (i + 1) mod n. 200 users, random
@@ -138,12 +189,12 @@ fn resume_after_interruption_gives_the_identical_model() {
     let cfg = SasRecConfig { max_len: 10, hidden: 8, batch_size: 32, max_epochs: 6, patience: 10, ..Default::default() };
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let straight = TrainOptions { seed: 9, checkpoint_dir: Some(dir_a.path().into()), quiet: true, stop_after_epochs: None };
+    let straight = TrainOptions { seed: 9, checkpoint_dir: Some(dir_a.path().into()), quiet: true, stop_after_epochs: None, ..Default::default() };
     let (ma, sa) = train(&split, &cfg, &straight).unwrap();
     assert!(sa.finished && sa.epochs == 6);
 
     // interrupted twice, resumed each time
-    let mut opts = TrainOptions { seed: 9, checkpoint_dir: Some(dir_b.path().into()), quiet: true, stop_after_epochs: Some(2) };
+    let mut opts = TrainOptions { seed: 9, checkpoint_dir: Some(dir_b.path().into()), quiet: true, stop_after_epochs: Some(2), ..Default::default() };
     let (_, s1) = train(&split, &cfg, &opts).unwrap();
     assert!(!s1.finished && s1.epochs == 2);
     let (_, s2) = train(&split, &cfg, &opts).unwrap();

@@ -39,6 +39,49 @@ pub enum Cmd {
     /// (resumable: what the store has is skipped). `rationales export` writes the store as JSON lines.
     #[command(args_conflicts_with_subcommands = true)]
     Rationales(RationalesArgs),
+    /// PULSE step 4: Tree-of-Thought refinement of each training choice's rationale (beam search over
+    /// chains of short thoughts, scored in the Thought Space or by the SLM's likelihood) into the store
+    /// (resumable: stored users are skipped).
+    Tot(TotArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TotArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// SQLite rationale store (created if missing).
+    #[arg(long, default_value = "runs/rationales.sqlite")]
+    pub store: PathBuf,
+    /// How chains are judged: space = cos(R(chain), B(history, chosen)) (PULSE); likelihood = the SLM's
+    /// mean log-probability of the chain (the "ToT with likelihood" ablation).
+    #[arg(long, value_enum, default_value_t = ScoreArg::Space)]
+    pub score: ScoreArg,
+    /// A trained Thought Space (`pulse thought train --out`); needed for --score space.
+    #[arg(long)]
+    pub space: Option<PathBuf>,
+    /// Sentence-encoder folder the space was trained on.
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    pub encoder: PathBuf,
+    /// TOML with any of: depth, branching, beam, group, similar_users, similar_items, similar_title_words,
+    /// [prompt], [sampling].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// First N users of the split (default: all).
+    #[arg(long)]
+    pub users: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write the run summary (users, tokens, time, mean chain score) as JSON here.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoreArg {
+    Space,
+    Likelihood,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -233,6 +276,13 @@ pub enum FormatArg {
 pub enum ModelArg {
     Pop,
     Sasrec,
+    /// SASRec over frozen item-text embeddings only (MoRec-like).
+    Text,
+    /// PULSE-TS without the rationale term: SASRec over item IDs + item-text embeddings.
+    PulseTsNorat,
+    /// PULSE-TS: the same plus the contrastive term aligning the user state with the rationale in the
+    /// Thought Space ([pulse_ts] store / space in the config).
+    PulseTs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,7 +319,9 @@ pub struct EvalArgs {
     /// candidates/<dataset>-<split>/cand<N>-seed<S>.tsv.
     #[arg(long)]
     pub candidates: Option<PathBuf>,
-    /// Model settings: a TOML file with a [sasrec] table (any subset of its fields).
+    /// Model settings: a TOML file with a [sasrec] table (any subset of its fields) and, for text /
+    /// pulse-ts models, a [pulse_ts] table (encoder, store, space, methods, align_weight,
+    /// align_temperature).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// SASRec loss (overrides the config).

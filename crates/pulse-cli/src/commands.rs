@@ -92,7 +92,10 @@ pub fn parse_model(s: &str) -> Result<ModelArg> {
     Ok(match s {
         "pop" => ModelArg::Pop,
         "sasrec" => ModelArg::Sasrec,
-        _ => bail!("unknown model '{s}' (expected pop or sasrec)"),
+        "text" => ModelArg::Text,
+        "pulse-ts-norat" => ModelArg::PulseTsNorat,
+        "pulse-ts" => ModelArg::PulseTs,
+        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat or pulse-ts)"),
     })
 }
 
@@ -100,6 +103,9 @@ pub fn model_name(m: ModelArg) -> &'static str {
     match m {
         ModelArg::Pop => "pop",
         ModelArg::Sasrec => "sasrec",
+        ModelArg::Text => "text",
+        ModelArg::PulseTsNorat => "pulse-ts-norat",
+        ModelArg::PulseTs => "pulse-ts",
     }
 }
 
@@ -109,6 +115,8 @@ pub fn sasrec_config(file: Option<&Path>, loss: Option<LossArg>, max_epochs: Opt
     struct File {
         #[serde(default)]
         sasrec: Option<SasRecConfig>,
+        #[serde(default, rename = "pulse_ts")]
+        _pulse_ts: Option<toml::Value>,
     }
     let mut cfg = match file {
         Some(p) => read_toml::<File>(p)?.sasrec.unwrap_or_default(),
@@ -125,6 +133,50 @@ pub fn sasrec_config(file: Option<&Path>, loss: Option<LossArg>, max_epochs: Opt
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The text side of the text-based models: which encoder embeds item texts and, for PULSE-TS, where
+/// the rationales and the Thought Space come from and how strongly they pull.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsConfig {
+    pub encoder: PathBuf,
+    /// Rationale store (pulse-ts only).
+    pub store: Option<PathBuf>,
+    /// Trained Thought Space folder (pulse-ts only).
+    pub space: Option<PathBuf>,
+    /// Rationale methods in order of preference (a user's first available one is used).
+    pub methods: Vec<String>,
+    pub align_weight: f64,
+    pub align_temperature: f64,
+}
+
+impl Default for TsConfig {
+    fn default() -> Self {
+        TsConfig {
+            encoder: PathBuf::from("models/all-MiniLM-L6-v2"),
+            store: None,
+            space: None,
+            methods: vec!["tot-space".into(), "initial".into()],
+            align_weight: 0.1,
+            align_temperature: 0.1,
+        }
+    }
+}
+
+/// Reads `[pulse_ts]` from a TOML file (default when absent).
+pub fn ts_config(file: Option<&Path>) -> Result<TsConfig> {
+    #[derive(Deserialize, Default)]
+    struct File {
+        #[serde(default)]
+        pulse_ts: Option<TsConfig>,
+        #[serde(default, rename = "sasrec")]
+        _sasrec: Option<toml::Value>,
+    }
+    Ok(match file {
+        Some(p) => read_toml::<File>(p)?.pulse_ts.unwrap_or_default(),
+        None => TsConfig::default(),
+    })
 }
 
 /// A TOML file as `T` (unknown keys are errors); the error is one line naming the file.
@@ -162,16 +214,103 @@ pub struct Trained {
     pub meta: serde_json::Value,
 }
 
+/// The SASRec config, model inputs and alignment targets of a text-based model, and what to record.
+fn text_model_inputs(
+    kind: ModelArg,
+    l: &Loaded,
+    sasrec: &SasRecConfig,
+    ts: &TsConfig,
+) -> Result<(SasRecConfig, pulse_baselines::ModelInputs, std::collections::HashMap<usize, Vec<f32>>, serde_json::Value)> {
+    use pulse_baselines::ItemInput;
+    let enc = pulse_thought::SentenceEncoder::load(&ts.encoder, 128)?;
+    let dir = PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint));
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let mut cache = pulse_thought::EmbeddingCache::open(&dir.join("item-texts.cache"), &enc)?;
+    let t = Instant::now();
+    let rows = pulse_thought::inputs::item_embeddings(&l.ds, &enc, &mut cache)?;
+    tracing::info!("item texts: {} embeddings ({:.1}s, cache {})", rows.len(), t.elapsed().as_secs_f64(), dir.join("item-texts.cache").display());
+    let text = candle_core::Tensor::from_vec(rows.concat(), (rows.len(), enc.dim()), &candle_core::Device::Cpu)?;
+    let mut cfg = sasrec.clone();
+    cfg.items = if kind == ModelArg::Text { ItemInput::Text } else { ItemInput::Both };
+    let mut inputs = pulse_baselines::ModelInputs { item_text: Some(text), align_dim: 0 };
+    let mut align = std::collections::HashMap::new();
+    let mut meta = serde_json::json!({ "encoder": enc.id(), "items_embedded": rows.len() });
+    if kind == ModelArg::PulseTs {
+        let (Some(store), Some(space_dir)) = (&ts.store, &ts.space) else {
+            bail!("pulse-ts needs [pulse_ts] store and space in the config (a rationale store and a `pulse thought train --out` folder)");
+        };
+        if !store.is_file() {
+            bail!("{}: no such rationale store", store.display());
+        }
+        let st = pulse_rationale::Store::open(store)?;
+        let space = pulse_thought::train::load(space_dir, &enc)?;
+        let mut rcache = pulse_thought::EmbeddingCache::open(&dir.join("rationales.cache"), &enc)?;
+        let (targets, counts) = pulse_thought::inputs::rationale_targets(&st, &ts.methods, &l.ds, &l.split, &enc, &space, &mut rcache)?;
+        if targets.len() < 2 {
+            bail!("{}: {} usable rationales for {} ({:?}); pulse-ts needs some", store.display(), targets.len(), l.ds.name, ts.methods);
+        }
+        tracing::info!("pulse-ts: rationales for {} of {} users {:?}", targets.len(), l.split.users.len(), counts);
+        cfg.align_weight = ts.align_weight;
+        cfg.align_temperature = ts.align_temperature;
+        inputs.align_dim = enc.dim();
+        meta["rationales"] = serde_json::json!({ "users": targets.len(), "by_method": counts, "space": space_dir, "store": store });
+        align = targets;
+    }
+    cfg.validate()?;
+    Ok((cfg, inputs, align, meta))
+}
+
+/// A short fingerprint of the alignment targets (for checkpoint identity).
+fn align_fingerprint(align: &std::collections::HashMap<usize, Vec<f32>>) -> String {
+    let mut keys: Vec<&usize> = align.keys().collect();
+    keys.sort_unstable();
+    let mut s = String::new();
+    for k in keys {
+        s.push_str(&k.to_string());
+        for v in &align[k] {
+            s.push_str(&format!(",{v:.5}"));
+        }
+        s.push(';');
+    }
+    short_hash(&s)
+}
+
 pub fn train_model(
     kind: ModelArg,
     l: &Loaded,
     sasrec: &SasRecConfig,
+    ts: &TsConfig,
     seed: u64,
     checkpoint_dir: Option<PathBuf>,
     quiet: bool,
 ) -> Result<Trained> {
     let t0 = Instant::now();
     Ok(match kind {
+        ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs => {
+            let (cfg, inputs, align, mut meta) = text_model_inputs(kind, l, sasrec, ts)?;
+            let dir = checkpoint_dir.unwrap_or_else(|| {
+                let base = default_checkpoint_dir(l, &cfg, seed);
+                let tag = format!("{}-{}", inputs.fingerprint().unwrap_or_default(), align_fingerprint(&align));
+                base.with_file_name(format!("{}-{}-in{}", model_name(kind), base.file_name().unwrap().to_string_lossy(), short_hash(&tag)))
+            });
+            tracing::info!("{}: checkpoints in {} (resumed or reused if present)", model_name(kind), dir.display());
+            let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None, inputs, align };
+            let (m, summary) = pulse_baselines::sasrec::train(&l.split, &cfg, &opts)?;
+            tracing::info!(
+                "{}: best valid ndcg@10 {:.4} at epoch {}/{}, {:.2}s per epoch",
+                model_name(kind),
+                summary.best_valid_ndcg10,
+                summary.best_epoch,
+                summary.epochs,
+                summary.epoch_seconds.iter().sum::<f64>() / summary.epoch_seconds.len().max(1) as f64
+            );
+            meta["train_seconds_this_call"] = serde_json::json!(t0.elapsed().as_secs_f64());
+            meta["train"] = serde_json::to_value(&summary)?;
+            meta["checkpoint_dir"] = serde_json::to_value(&dir)?;
+            let mut config = serde_json::to_value(&cfg)?;
+            config["pulse_ts"] = serde_json::to_value(ts)?;
+            Trained { model: Box::new(m), config, meta }
+        }
         ModelArg::Pop => Trained {
             model: Box::new(Pop::fit(&l.split)),
             config: serde_json::json!({}),
@@ -180,7 +319,7 @@ pub fn train_model(
         ModelArg::Sasrec => {
             let dir = checkpoint_dir.unwrap_or_else(|| default_checkpoint_dir(l, sasrec, seed));
             tracing::info!("sasrec: checkpoints in {} (resumed or reused if present)", dir.display());
-            let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None };
+            let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None, ..Default::default() };
             let (m, summary) = pulse_baselines::sasrec::train(&l.split, sasrec, &opts)?;
             let s = &summary;
             tracing::info!(

@@ -29,6 +29,9 @@ pub struct ExperimentConfig {
     pub bootstrap: usize,
     #[serde(default)]
     pub sasrec: SasRecConfig,
+    /// Text side of text / pulse-ts-norat / pulse-ts.
+    #[serde(default)]
+    pub pulse_ts: TsConfig,
 }
 
 fn default_seed() -> u64 {
@@ -81,7 +84,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
                 }
             }
             if trained.is_none() {
-                trained = Some(train_model(kind, &l, &c.sasrec, c.seed, None, quiet)?);
+                trained = Some(train_model(kind, &l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet)?);
             }
             let t = trained.as_ref().unwrap();
             let o = run_protocol(&l, t, m, p, c.seed, None, c.bootstrap, quiet)?;
@@ -97,6 +100,17 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
 fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig) -> Result<bool> {
     Ok(match model {
         "sasrec" => prev.config["model"] == serde_json::to_value(&c.sasrec)?,
+        "text" | "pulse-ts-norat" | "pulse-ts" => {
+            // The stored model config is the experiment's [sasrec] with the text fields set, plus [pulse_ts].
+            let mut m = prev.config["model"].clone();
+            let ts = m.as_object_mut().and_then(|o| {
+                for k in ["items", "align_weight", "align_temperature"] {
+                    o.remove(k);
+                }
+                o.remove("pulse_ts")
+            });
+            ts == Some(serde_json::to_value(&c.pulse_ts)?) && m == serde_json::to_value(&c.sasrec)?
+        }
         _ => true,
     })
 }

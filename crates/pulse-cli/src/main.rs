@@ -62,7 +62,8 @@ fn run(cli: Cli) -> Result<()> {
             let sasrec = sasrec_config(a.config.as_deref(), a.loss, a.max_epochs)?;
             let p = protocol(a.protocol, !a.no_mask_history);
             let l = load_data(&spec)?;
-            let t = train_model(a.model, &l, &sasrec, a.seed, a.checkpoint_dir.clone(), cli.quiet)?;
+            let ts = ts_config(a.config.as_deref())?;
+            let t = train_model(a.model, &l, &sasrec, &ts, a.seed, a.checkpoint_dir.clone(), cli.quiet)?;
             let o = run_protocol(&l, &t, model_name(a.model), p, a.seed, a.candidates.clone(), a.bootstrap, cli.quiet)?;
             write_outputs(&a.out, &o, &t)?;
             let m = &o.report.metrics;
@@ -74,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Slm { cmd } => slm_cmd::slm(cmd)?,
         Cmd::Rationales(a) => slm_cmd::rationales(a.cmd, a.run, cli.quiet)?,
         Cmd::Thought { cmd } => slm_cmd::thought(cmd)?,
+        Cmd::Tot(a) => slm_cmd::tot(a, cli.quiet)?,
     }
     Ok(())
 }

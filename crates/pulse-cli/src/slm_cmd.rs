@@ -203,3 +203,94 @@ pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
     );
     Ok(())
 }
+
+pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
+    use pulse_tot::{LikelihoodScorer, Scoring, SpaceScorer, TotConfig};
+    let cfg: TotConfig = a.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
+    cfg.validate()?;
+    let scoring = match a.score {
+        crate::args::ScoreArg::Space => Scoring::Space,
+        crate::args::ScoreArg::Likelihood => Scoring::Likelihood,
+    };
+    // Check every input before the slow parts.
+    let space_dir = match (scoring, &a.space) {
+        (Scoring::Space, None) => bail!("--score space needs --space DIR (a `pulse thought train --out` folder)"),
+        (Scoring::Space, Some(d)) if !d.join("space.safetensors").is_file() => {
+            bail!("{}: no space.safetensors (train one with `pulse thought train --out`)", d.display())
+        }
+        (_, d) => d.clone(),
+    };
+    let l = load_data(&DataSpec::from(&a.data))?;
+    let store = Store::open(&a.store)?;
+    let enc = match scoring {
+        Scoring::Space => Some(pulse_thought::SentenceEncoder::load(&a.encoder, 128)?),
+        Scoring::Likelihood => None,
+    };
+    let space = match (&enc, &space_dir) {
+        (Some(e), Some(d)) => Some((pulse_thought::train::load(d, e)?, pulse_slm::file_sha256(&d.join("space.safetensors"))?)),
+        _ => None,
+    };
+    let neighbours = similar_users(&l, &cfg, quiet)?;
+    let mut engine = load_engine(&a.model)?;
+    let mut space_scorer;
+    let mut lik = LikelihoodScorer;
+    let scorer: &mut dyn pulse_tot::ChainScorer = match (&enc, &space) {
+        (Some(e), Some((s, sha))) => {
+            space_scorer = SpaceScorer::new(e, s, sha[..16].to_string());
+            &mut space_scorer
+        }
+        _ => &mut lik,
+    };
+    let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("tot [{bar:30}] {pos}/{len} users {msg} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let t0 = Instant::now();
+    let opts = pulse_tot::RunOptions { seed: a.seed, users: a.users };
+    let summary = pulse_tot::run(&mut engine, scorer, &l.ds, &l.split, &neighbours, &cfg, scoring, &opts, &store, &mut |p| {
+        pb.set_length(p.total as u64);
+        pb.set_position(p.done as u64);
+        let s = t0.elapsed().as_secs_f64().max(1e-3);
+        pb.set_message(format!("{:.0} prompt tok/s, {:.0} gen tok/s", p.prompt_tokens as f64 / s, p.new_tokens as f64 / s));
+    })?;
+    pb.finish_and_clear();
+    println!(
+        "{}: {} users asked, {} already stored, {} refined ({}; mean chain score {:.4}); {} thoughts ({} hit the token limit), {} prompt + {} new tokens in {:.1}s → {}",
+        summary.dataset,
+        summary.requested,
+        summary.already_stored,
+        summary.refined,
+        summary.method,
+        summary.mean_score,
+        summary.thoughts,
+        summary.thoughts_truncated,
+        summary.prompt_tokens,
+        summary.new_tokens,
+        summary.seconds,
+        a.store.display()
+    );
+    if let Some(p) = &a.summary {
+        let v = serde_json::json!({ "summary": summary, "config": cfg, "store": a.store, "space": space_dir, "data": l.spec });
+        pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Method step 1: each training choice's most similar users by cosine of SASRec user representations
+/// (SASRec with the default config, seed 42; trained once and then reused from its checkpoint).
+fn similar_users(l: &crate::commands::Loaded, cfg: &pulse_tot::TotConfig, quiet: bool) -> Result<std::collections::HashMap<u32, pulse_tot::Neighbours>> {
+    if cfg.similar_users == 0 {
+        return Ok(Default::default());
+    }
+    let sasrec_cfg = pulse_baselines::sasrec::SasRecConfig::default();
+    let dir = crate::commands::default_checkpoint_dir(l, &sasrec_cfg, 42);
+    tracing::info!("similar users: SASRec user representations (checkpoint {}, trained if missing)", dir.display());
+    let opts = pulse_baselines::sasrec::TrainOptions { seed: 42, checkpoint_dir: Some(dir), quiet, stop_after_epochs: None, ..Default::default() };
+    let (model, _) = pulse_baselines::sasrec::train(&l.split, &sasrec_cfg, &opts)?;
+    let (choices, _) = pulse_rationale::training_choices(&l.split);
+    let hist: Vec<&[u32]> = choices.iter().map(|c| c.history.as_slice()).collect();
+    let reps = model.user_repr(&hist)?;
+    Ok(pulse_tot::neighbours_from_reps(&l.split, &choices, &reps, cfg.similar_users, cfg.similar_items, std::thread::available_parallelism().map_or(1, |n| n.get())))
+}

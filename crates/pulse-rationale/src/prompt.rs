@@ -19,7 +19,7 @@ pub struct PromptOptions {
     pub max_history: usize,
     /// Titles are cut to this many words.
     pub title_words: usize,
-    /// Review texts are cut to this many words.
+    /// Review texts are cut to this many words (0 = not shown).
     pub review_words: usize,
     /// The chosen item's description is cut to this many words (0 = not shown).
     pub description_words: usize,
@@ -91,7 +91,7 @@ pub fn messages(ds: &Dataset, c: &Choice, o: &PromptOptions) -> Vec<ChatMessage>
             if let Some(r) = e.rating {
                 lines.push_str(&format!(" (rated {r}/5)"));
             }
-            if let Some(rv) = e.review.as_deref().filter(|r| !r.trim().is_empty()) {
+            if let Some(rv) = e.review.as_deref().filter(|r| o.review_words > 0 && !r.trim().is_empty()) {
                 lines.push_str(&format!(" — review: \"{}\"", clip(rv, o.review_words)));
             }
         }

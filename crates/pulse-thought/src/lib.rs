@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod encoder;
 pub mod error;
+pub mod inputs;
 pub mod similar;
 pub mod space;
 pub mod train;

@@ -32,9 +32,12 @@ impl Default for SpaceConfig {
     }
 }
 
+/// Heads are `W = I + Δ`: the trainable Δ starts at zero and weight decay pulls it back toward zero, i.e.
+/// the space toward the frozen encoder's cosine — with ~1,000 pairs, free 384² heads overfit (measured:
+/// train loss 3.75 → 0.17 while held-out retrieval fell).
 pub struct ThoughtSpace {
-    pub wr: Var,
-    pub wb: Var,
+    pub dr: Var,
+    pub db: Var,
 }
 
 fn unit_rows(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -44,15 +47,31 @@ fn unit_rows(x: &Tensor) -> candle_core::Result<Tensor> {
 impl ThoughtSpace {
     /// Identity heads (d → d).
     pub fn identity(d: usize, dtype: DType) -> Result<Self> {
-        let eye = Tensor::eye(d, dtype, &Device::Cpu)?;
-        Ok(ThoughtSpace { wr: Var::from_tensor(&eye)?, wb: Var::from_tensor(&eye)? })
+        let z = Tensor::zeros((d, d), dtype, &Device::Cpu)?;
+        Ok(ThoughtSpace { dr: Var::from_tensor(&z)?, db: Var::from_tensor(&z)? })
     }
 
+    /// Heads from full matrices `W` (as saved).
+    pub fn from_weights(wr: &Tensor, wb: &Tensor) -> Result<Self> {
+        let eye = Tensor::eye(wr.dim(0)?, wr.dtype(), wr.device())?;
+        Ok(ThoughtSpace { dr: Var::from_tensor(&(wr - &eye)?)?, db: Var::from_tensor(&(wb - &eye)?)? })
+    }
+
+    /// The full head matrices `W = I + Δ` (rationale, behaviour).
+    pub fn weights(&self) -> Result<(Tensor, Tensor)> {
+        let d = self.dr.as_tensor();
+        let eye = Tensor::eye(d.dim(0)?, d.dtype(), d.device())?;
+        Ok(((d + &eye)?, (self.db.as_tensor() + &eye)?))
+    }
+
+    fn project(e: &Tensor, delta: &Tensor) -> Result<Tensor> {
+        Ok(unit_rows(&(e + e.matmul(delta)?)?)?)
+    }
     pub fn project_r(&self, e: &Tensor) -> Result<Tensor> {
-        Ok(unit_rows(&e.matmul(self.wr.as_tensor())?)?)
+        Self::project(e, self.dr.as_tensor())
     }
     pub fn project_b(&self, e: &Tensor) -> Result<Tensor> {
-        Ok(unit_rows(&e.matmul(self.wb.as_tensor())?)?)
+        Self::project(e, self.db.as_tensor())
     }
 
     /// Symmetric InfoNCE over a batch of aligned (rationale, behaviour) embedding rows.
@@ -78,7 +97,7 @@ impl ThoughtSpace {
         let mut best: Option<(f64, Tensor, Tensor)> = None;
         let to_t = |rows: &[Vec<f32>]| Tensor::from_vec(rows.concat(), (rows.len(), d), &Device::Cpu);
         let (er, eb) = (to_t(er)?, to_t(eb)?);
-        let vars = [space.wr.clone(), space.wb.clone()];
+        let vars = [space.dr.clone(), space.db.clone()];
         let mut opt = Adam::new(&vars, cfg.lr, 0.9, 0.999, cfg.weight_decay)?;
         let mut rng = Rng::derive(seed, "thought-space");
         let mut losses = Vec::new();
@@ -101,13 +120,13 @@ impl ThoughtSpace {
             if n_valid > 0 {
                 let v = retrieval(&space.apply(vr, true)?, &space.apply(vb, false)?, 100, seed);
                 if best.as_ref().is_none_or(|b| v.mrr > b.0) {
-                    best = Some((v.mrr, space.wr.as_tensor().copy()?, space.wb.as_tensor().copy()?));
+                    best = Some((v.mrr, space.dr.as_tensor().copy()?, space.db.as_tensor().copy()?));
                 }
             }
         }
-        if let Some((_, wr, wb)) = best {
-            space.wr.set(&wr)?;
-            space.wb.set(&wb)?;
+        if let Some((_, dr, db)) = best {
+            space.dr.set(&dr)?;
+            space.db.set(&db)?;
         }
         Ok((space, losses))
     }
@@ -164,10 +183,10 @@ mod tests {
         let (n, d) = (5, 4);
         let er = rand_t(&mut rng, n, d, DType::F64);
         let eb = rand_t(&mut rng, n, d, DType::F64);
-        let s = ThoughtSpace { wr: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap(), wb: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap() };
+        let s = ThoughtSpace { dr: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap(), db: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap() };
         let loss = s.loss(&er, &eb, 0.3).unwrap();
         let grads = loss.backward().unwrap();
-        for var in [&s.wr, &s.wb] {
+        for var in [&s.dr, &s.db] {
             let g = grads.get(var).expect("a gradient for every head").to_vec2::<f64>().unwrap();
             let w0 = var.as_tensor().to_vec2::<f64>().unwrap();
             for i in 0..d {

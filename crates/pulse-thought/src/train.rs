@@ -8,7 +8,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 use pulse_data::{Dataset, Rng};
-use pulse_rationale::Store;
+use pulse_rationale::{prompt::clip, Store};
 use serde::Serialize;
 
 use crate::cache::EmbeddingCache;
@@ -16,9 +16,19 @@ use crate::encoder::SentenceEncoder;
 use crate::error::{Result, ThoughtError};
 use crate::space::{retrieval, Retrieval, SpaceConfig, ThoughtSpace};
 
-/// The behaviour text B reads.
+/// History titles B reads (the most recent ones).
+pub const BEHAVIOUR_HISTORY: usize = 5;
+/// Words kept per history title and for the chosen title: the whole text must fit the encoder's
+/// 128-token window, or the chosen item — last in the text — is silently cut off.
+pub const BEHAVIOUR_TITLE_WORDS: usize = 10;
+pub const BEHAVIOUR_CHOSEN_WORDS: usize = 20;
+
+/// The behaviour text B reads: "[CONTEXT] History: <last 5 titles> [CHOSEN_ITEM] <title>", titles clipped so
+/// the chosen item always lies inside the encoder's window.
 pub fn behaviour_text(history: &[&str], chosen: &str) -> String {
-    format!("[CONTEXT] History: {} [CHOSEN_ITEM] {}", history.join("; "), chosen)
+    let start = history.len().saturating_sub(BEHAVIOUR_HISTORY);
+    let hist: Vec<String> = history[start..].iter().map(|t| clip(t, BEHAVIOUR_TITLE_WORDS)).collect();
+    format!("[CONTEXT] History: {} [CHOSEN_ITEM] {}", hist.join("; "), clip(chosen, BEHAVIOUR_CHOSEN_WORDS))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,8 +103,8 @@ pub fn train_from_store(
 /// Save the heads (safetensors, via a temporary file + rename) with the config next to them.
 pub fn save(space: &ThoughtSpace, report: &TrainReport, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tensors: HashMap<String, Tensor> =
-        [("wr".to_string(), space.wr.as_tensor().clone()), ("wb".to_string(), space.wb.as_tensor().clone())].into();
+    let (wr, wb) = space.weights()?;
+    let tensors: HashMap<String, Tensor> = [("wr".to_string(), wr), ("wb".to_string(), wb)].into();
     let tmp = dir.join("space.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
     std::fs::rename(&tmp, dir.join("space.safetensors"))?;
@@ -102,4 +112,24 @@ pub fn save(space: &ThoughtSpace, report: &TrainReport, dir: &Path) -> Result<()
     std::fs::write(&tmp, serde_json::to_string_pretty(report).expect("report serialises"))?;
     std::fs::rename(&tmp, dir.join("report.json"))?;
     Ok(())
+}
+
+/// Load a space saved by [`save`]; the encoder that reads texts into it must be the one it was trained on.
+pub fn load(dir: &Path, enc: &SentenceEncoder) -> Result<ThoughtSpace> {
+    let bad = |msg: String| ThoughtError::File { path: dir.to_path_buf(), msg };
+    let report = std::fs::read_to_string(dir.join("report.json")).map_err(|e| bad(format!("report.json: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(&report).map_err(|e| bad(format!("report.json: {e}")))?;
+    let trained_on = v.get("encoder").and_then(|e| e.as_str()).unwrap_or("");
+    if trained_on != enc.id() {
+        return Err(bad(format!("space was trained on encoder {trained_on}, not the loaded {}", enc.id())));
+    }
+    let t = candle_core::safetensors::load(dir.join("space.safetensors"), &candle_core::Device::Cpu)
+        .map_err(|e| bad(format!("space.safetensors: {e}")))?;
+    let (Some(wr), Some(wb)) = (t.get("wr"), t.get("wb")) else {
+        return Err(bad("space.safetensors: tensors wr and wb expected".into()));
+    };
+    if wr.dims() != [enc.dim(), enc.dim()] || wb.dims() != [enc.dim(), enc.dim()] {
+        return Err(bad(format!("space.safetensors: heads {:?}/{:?}, encoder dimension {}", wr.dims(), wb.dims(), enc.dim())));
+    }
+    ThoughtSpace::from_weights(wr, wb)
 }

@@ -39,6 +39,24 @@ pub enum Activation {
     Gelu,
 }
 
+/// What an item's input embedding is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemInput {
+    /// A learned embedding per item ID (SASRec).
+    #[default]
+    Id,
+    /// A frozen text embedding per item (e.g. all-MiniLM-L6-v2 of its title) through a learned linear
+    /// map — the text-only, MoRec-like variant; items are then known by their text alone.
+    Text,
+    /// Both: a learned ID embedding plus the mapped text embedding (PULSE-TS).
+    Both,
+}
+
+fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SasRecConfig {
@@ -59,6 +77,17 @@ pub struct SasRecConfig {
     pub eval_every: usize,
     /// Validate on a fixed sample of this many users (0 = all).
     pub valid_users: usize,
+    /// Item inputs: IDs (default) or frozen item-text embeddings. (Fields at their defaults are left out
+    /// of the serialised config, so existing checkpoint names stay valid.)
+    #[serde(skip_serializing_if = "is_default")]
+    pub items: ItemInput,
+    /// PULSE-TS: weight of the contrastive term that aligns a user's state before their explained choice
+    /// with the Thought-Space embedding of the rationale for that choice (0 = off).
+    #[serde(skip_serializing_if = "is_default")]
+    pub align_weight: f64,
+    /// Temperature of that InfoNCE term (cosine similarities; in-batch negatives). 0 = 0.1.
+    #[serde(skip_serializing_if = "is_default")]
+    pub align_temperature: f64,
 }
 
 impl Default for SasRecConfig {
@@ -81,6 +110,9 @@ impl Default for SasRecConfig {
             patience: 5,
             eval_every: 1,
             valid_users: 10_000,
+            items: ItemInput::Id,
+            align_weight: 0.0,
+            align_temperature: 0.0,
         }
     }
 }
@@ -100,7 +132,47 @@ impl SasRecConfig {
         if self.eval_every == 0 || self.patience == 0 {
             return bad("eval_every and patience must be positive");
         }
+        if !(self.align_weight >= 0.0 && self.align_temperature >= 0.0) {
+            return bad("align_weight and align_temperature must be >= 0");
+        }
         Ok(())
+    }
+
+    pub fn align_temperature(&self) -> f64 {
+        if self.align_temperature > 0.0 {
+            self.align_temperature
+        } else {
+            0.1
+        }
+    }
+}
+
+/// Inputs a model needs besides its config: the frozen item-text matrix (n_items × text dim) for
+/// `items = "text"`, and the dimension of the rationale embeddings for `align_weight > 0`.
+#[derive(Clone, Debug, Default)]
+pub struct ModelInputs {
+    pub item_text: Option<Tensor>,
+    pub align_dim: usize,
+}
+
+impl ModelInputs {
+    /// A short fingerprint of the inputs (for checkpoint identity).
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |b: &[u8]| {
+            for &x in b {
+                h ^= x as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        if let Some(t) = &self.item_text {
+            eat(format!("{:?}", t.dims()).as_bytes());
+            for v in t.flatten_all()?.to_vec1::<f32>()? {
+                eat(&v.to_le_bytes());
+            }
+        }
+        eat(&self.align_dim.to_le_bytes());
+        Ok(format!("{h:016x}"))
     }
 }
 
@@ -108,6 +180,8 @@ impl SasRecConfig {
 pub struct SasRec {
     pub cfg: SasRecConfig,
     pub n_items: usize,
+    /// Frozen item texts (n_items + 1, text dim), row 0 (padding) zero; `items = "text"` only.
+    text: Option<Tensor>,
     names: Vec<String>,
     vars: Vec<Var>,
     index: HashMap<String, usize>,
@@ -123,12 +197,34 @@ pub(crate) struct Encoded {
 impl SasRec {
     /// Fresh weights: embeddings N(0, 0.02²)·… and Xavier projections, from `rng`.
     pub fn new(cfg: SasRecConfig, n_items: usize, rng: &mut Rng) -> Result<Self> {
+        Self::with_inputs(cfg, n_items, &ModelInputs::default(), rng)
+    }
+
+    /// A model whose config needs [`ModelInputs`] (item texts, rationale alignment).
+    pub fn with_inputs(cfg: SasRecConfig, n_items: usize, inputs: &ModelInputs, rng: &mut Rng) -> Result<Self> {
         cfg.validate()?;
         let dev = Device::Cpu;
         let d = cfg.hidden;
         let mut named: Vec<(String, Var)> = Vec::new();
-        // Row 0 is padding (kept at zero by masking, never a prediction target).
-        named.push(("item_emb".into(), normal_var(&[n_items + 1, d], (1.0 / d as f32).sqrt(), rng, &dev)?));
+        let mut text = None;
+        match cfg.items {
+            // Row 0 is padding (kept at zero by masking, never a prediction target).
+            ItemInput::Id => named.push(("item_emb".into(), normal_var(&[n_items + 1, d], (1.0 / d as f32).sqrt(), rng, &dev)?)),
+            ItemInput::Text | ItemInput::Both => {
+                let t = inputs.item_text.as_ref().ok_or_else(|| BaselineError::Invalid("items = \"text\" needs the item text embeddings".into()))?;
+                let (n, dt) = t.dims2()?;
+                if n != n_items {
+                    return Err(BaselineError::Invalid(format!("item text embeddings: {n} rows for {n_items} items")));
+                }
+                let t = t.to_dtype(candle_core::DType::F32)?;
+                text = Some(Tensor::cat(&[&t.zeros_like()?.narrow(0, 0, 1)?, &t], 0)?.contiguous()?);
+                named.push(("text_w".into(), xavier_var(dt, d, rng, &dev)?));
+                named.push(("text_b".into(), const_var(&[d], 0.0, &dev)?));
+                if cfg.items == ItemInput::Both {
+                    named.push(("item_emb".into(), normal_var(&[n_items + 1, d], (1.0 / d as f32).sqrt(), rng, &dev)?));
+                }
+            }
+        }
         named.push(("pos_emb".into(), normal_var(&[cfg.max_len, d], (1.0 / d as f32).sqrt(), rng, &dev)?));
         for b in 0..cfg.blocks {
             let p = |n: &str| format!("b{b}.{n}");
@@ -147,13 +243,25 @@ impl SasRec {
         }
         named.push(("lnf.g".into(), const_var(&[d], 1.0, &dev)?));
         named.push(("lnf.b".into(), const_var(&[d], 0.0, &dev)?));
-        Ok(Self::from_named(cfg, n_items, named, dev))
-    }
-
-    fn from_named(cfg: SasRecConfig, n_items: usize, named: Vec<(String, Var)>, dev: Device) -> Self {
+        if cfg.align_weight > 0.0 {
+            if inputs.align_dim == 0 {
+                return Err(BaselineError::Invalid("align_weight > 0 needs the rationale embedding dimension".into()));
+            }
+            named.push(("align_w".into(), xavier_var(d, inputs.align_dim, rng, &dev)?));
+        }
         let index = named.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
         let (names, vars) = named.into_iter().unzip();
-        SasRec { cfg, n_items, names, vars, index, dev }
+        Ok(SasRec { cfg, n_items, text, names, vars, index, dev })
+    }
+
+    /// Input embeddings of the given item rows (0 = padding), (n, d).
+    fn item_rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let text = |t: &Tensor| t.index_select(ids, 0)?.matmul(self.p("text_w"))?.broadcast_add(self.p("text_b"));
+        Ok(match (&self.text, self.cfg.items) {
+            (Some(t), ItemInput::Both) => (text(t)? + self.p("item_emb").index_select(ids, 0)?)?,
+            (Some(t), _) => text(t)?,
+            (None, _) => self.p("item_emb").index_select(ids, 0)?,
+        })
     }
 
     pub fn vars(&self) -> &[Var] {
@@ -247,7 +355,7 @@ impl SasRec {
         let pos_ids = Tensor::arange((cfg.max_len - l) as u32, cfg.max_len as u32, dev)?;
         let tm = Tensor::from_vec(tm, (b, l, 1), dev)?;
         let bias = Tensor::from_vec(bias, (b, 1, l, l), dev)?;
-        let mut x = (self.p("item_emb").index_select(&ids, 0)?.reshape((b, l, d))? * (d as f64).sqrt())?
+        let mut x = (self.item_rows(&ids)?.reshape((b, l, d))? * (d as f64).sqrt())?
             .broadcast_add(&self.p("pos_emb").index_select(&pos_ids, 0)?.unsqueeze(0)?)?;
         let p = cfg.dropout;
         let mut drop = |t: Tensor| -> candle_core::Result<Tensor> {
@@ -287,7 +395,12 @@ impl SasRec {
 
     /// The output item embedding table (n_items, d), without the padding row.
     pub(crate) fn item_table(&self) -> Result<Tensor> {
-        Ok(self.p("item_emb").narrow(0, 1, self.n_items)?)
+        let text = |t: &Tensor| t.narrow(0, 1, self.n_items)?.matmul(self.p("text_w"))?.broadcast_add(self.p("text_b"));
+        Ok(match (&self.text, self.cfg.items) {
+            (Some(t), ItemInput::Both) => (text(t)? + self.p("item_emb").narrow(0, 1, self.n_items)?)?,
+            (Some(t), _) => text(t)?,
+            (None, _) => self.p("item_emb").narrow(0, 1, self.n_items)?,
+        })
     }
 
     /// User representations: the last position's hidden state for each history, (B, d) rows.
@@ -326,8 +439,40 @@ impl SasRec {
     /// `negatives` (BCE only) gives one sampled negative per target position, in the order targets
     /// are visited (row-major over the batch, left to right).
     pub fn loss(&self, seqs: &[&[u32]], rng: &mut Rng, neg: &mut dyn FnMut(usize, &mut Rng) -> u32) -> Result<Tensor> {
+        self.loss_aligned(seqs, &[], rng, neg)
+    }
+
+    /// [`loss`](Self::loss) plus, when `align_weight > 0` and at least two rows of the batch have one,
+    /// `align_weight` × InfoNCE between each such row's state before its last item (projected, unit
+    /// length) and its rationale embedding `(row, target)`, the batch's other rationales as negatives.
+    pub fn loss_aligned(
+        &self,
+        seqs: &[&[u32]],
+        align: &[(usize, &[f32])],
+        rng: &mut Rng,
+        neg: &mut dyn FnMut(usize, &mut Rng) -> u32,
+    ) -> Result<Tensor> {
         let inputs: Vec<&[u32]> = seqs.iter().map(|s| &s[..s.len() - 1]).collect();
         let e = self.encode(&inputs, Some(rng))?;
+        let rec = self.rec_loss(seqs, &e, rng, neg)?;
+        if self.cfg.align_weight <= 0.0 || align.len() < 2 {
+            return Ok(rec);
+        }
+        let (l, d) = (e.len, self.cfg.hidden);
+        let rows: Vec<u32> = align.iter().map(|&(r, _)| (r * l + l - 1) as u32).collect();
+        let n = rows.len();
+        let h = e.h.reshape((seqs.len() * l, d))?.index_select(&Tensor::from_vec(rows, n, &self.dev)?, 0)?;
+        let z = crate::nn::unit_rows(&h.matmul(self.p("align_w"))?)?;
+        let da = align[0].1.len();
+        let flat: Vec<f32> = align.iter().flat_map(|&(_, t)| t.iter().copied()).collect();
+        let r = crate::nn::unit_rows(&Tensor::from_vec(flat, (n, da), &self.dev)?)?;
+        let logits = (z.matmul(&r.t()?)? / self.cfg.align_temperature())?;
+        let diag: Vec<u32> = (0..n as u32).collect();
+        let nce = crate::nn::softmax_cross_entropy(&logits, &diag)?;
+        Ok((rec + (nce * self.cfg.align_weight)?)?)
+    }
+
+    fn rec_loss(&self, seqs: &[&[u32]], e: &Encoded, rng: &mut Rng, neg: &mut dyn FnMut(usize, &mut Rng) -> u32) -> Result<Tensor> {
         let (b, l, d) = (seqs.len(), e.len, self.cfg.hidden);
         let mut rows = Vec::new();
         let mut targets = Vec::new();
@@ -353,11 +498,10 @@ impl SasRec {
                 Ok(crate::nn::softmax_cross_entropy(&logits, &targets)?)
             }
             Loss::Bce => {
-                let emb = self.p("item_emb");
                 let pos_ids: Vec<u32> = targets.iter().map(|t| t + 1).collect();
                 let neg_ids: Vec<u32> = negs.iter().map(|t| t + 1).collect();
-                let pe = emb.index_select(&Tensor::from_vec(pos_ids, n, &self.dev)?, 0)?;
-                let ne = emb.index_select(&Tensor::from_vec(neg_ids, n, &self.dev)?, 0)?;
+                let pe = self.item_rows(&Tensor::from_vec(pos_ids, n, &self.dev)?)?;
+                let ne = self.item_rows(&Tensor::from_vec(neg_ids, n, &self.dev)?)?;
                 let pl = (&h * pe)?.sum(D::Minus1)?;
                 let nl = (&h * ne)?.sum(D::Minus1)?;
                 let l1 = crate::nn::softplus(&pl.neg()?)?.mean_all()?;

@@ -24,6 +24,10 @@ pub struct TrainOptions {
     /// Stop (without marking the run finished) after this many epochs in this call — for tests of
     /// resumption.
     pub stop_after_epochs: Option<usize>,
+    /// Item texts / alignment dimension the config needs (see [`super::ModelInputs`]).
+    pub inputs: super::ModelInputs,
+    /// PULSE-TS: rationale embedding per split-user index (only users that have one).
+    pub align: HashMap<usize, Vec<f32>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,7 +68,7 @@ const STATE: &str = "state.json";
 pub fn train(split: &Split, cfg: &SasRecConfig, opts: &TrainOptions) -> Result<(SasRec, TrainSummary)> {
     cfg.validate()?;
     let mut rng = Rng::derive(opts.seed, "sasrec");
-    let model = SasRec::new(cfg.clone(), split.n_items, &mut rng)?;
+    let model = SasRec::with_inputs(cfg.clone(), split.n_items, &opts.inputs, &mut rng)?;
     let mut adam = Adam::new(model.vars(), cfg.lr, 0.9, cfg.beta2, cfg.weight_decay)?;
     let mut best: HashMap<String, Tensor> = model.tensors();
     let (mut epoch, mut best_epoch, mut best_ndcg, mut bad) = (0usize, 0usize, f64::NEG_INFINITY, 0usize);
@@ -148,7 +152,9 @@ pub fn train(split: &Split, cfg: &SasRecConfig, opts: &TrainOptions) -> Result<(
                     break j;
                 }
             };
-            let loss = model.loss(&seqs, &mut rng, &mut neg)?;
+            let align: Vec<(usize, &[f32])> =
+                chunk.iter().enumerate().filter_map(|(row, u)| opts.align.get(u).map(|t| (row, t.as_slice()))).collect();
+            let loss = model.loss_aligned(&seqs, &align, &mut rng, &mut neg)?;
             let grads = loss.backward()?;
             adam.step(model.vars(), &grads)?;
             let lv = loss.to_scalar::<f32>()? as f64;

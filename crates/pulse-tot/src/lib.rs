@@ -1,0 +1,498 @@
+//! PULSE step 4: Tree-of-Thought refinement. For each training choice the SLM is shown the user's history,
+//! the items of the most similar users and the chosen item, and writes a chain of short numbered thoughts.
+//! A beam search keeps the `beam` best partial chains at each depth, each expanded by `branching` sampled
+//! next thoughts. A chain's score is cos(R(chain), B(history, chosen)) in the Thought Space
+//! ([`SpaceScorer`]) — or, for the "ToT with likelihood" ablation, the SLM's mean log-probability of the
+//! chain ([`LikelihoodScorer`]). The best final chain is the user's refined rationale; it goes into the
+//! same store as the initial rationales (method `tot-space` / `tot-likelihood`, settings in `params`, chain
+//! score in `score`, the whole tree in `raw`), committed a group of users at a time, so a killed run resumes.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pulse_data::{Dataset, Split};
+use pulse_rationale::prompt::clip;
+use pulse_rationale::{training_choices, Choice, Key, PromptOptions, Record, Status, Store};
+use pulse_slm::{ChatMessage, GenRequest, Generator, Prompt, SamplingParams};
+use pulse_thought::{SentenceEncoder, ThoughtSpace};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bump when the wording changes: part of every stored row's key.
+pub const TOT_PROMPT_VERSION: &str = "tot-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TotError {
+    #[error(transparent)]
+    Slm(#[from] pulse_slm::SlmError),
+    #[error(transparent)]
+    Store(#[from] pulse_rationale::RationaleError),
+    #[error(transparent)]
+    Thought(#[from] pulse_thought::ThoughtError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, TotError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scoring {
+    /// cos(R(chain), B(history, chosen)) in the Thought Space (PULSE).
+    Space,
+    /// The SLM's mean log-probability of the chain (the "ToT with likelihood" ablation).
+    Likelihood,
+}
+
+impl Scoring {
+    pub fn method(self) -> &'static str {
+        match self {
+            Scoring::Space => "tot-space",
+            Scoring::Likelihood => "tot-likelihood",
+        }
+    }
+}
+
+/// Everything that shapes the search; saved (canonical JSON) in each row's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotConfig {
+    /// How the user's own history is shown (shorter than step 2's: five prompts per user).
+    pub prompt: PromptOptions,
+    /// Similar users shown (top-k by cosine of their user representations).
+    pub similar_users: usize,
+    /// Most recent items shown per similar user.
+    pub similar_items: usize,
+    /// Words kept per similar user's item title.
+    pub similar_title_words: usize,
+    pub depth: usize,
+    pub branching: usize,
+    pub beam: usize,
+    /// Per thought; the stop string ends a thought at its line break.
+    pub sampling: SamplingParams,
+    /// Users expanded together (their requests share one continuously batched call per depth).
+    pub group: usize,
+}
+
+impl Default for TotConfig {
+    fn default() -> Self {
+        // The method's step 4: depth 3, 3 samples per node, beam 2; thoughts ≤ 61 tokens, T=1, top-k 51,
+        // top-p 0.95.
+        TotConfig {
+            prompt: PromptOptions { max_history: 5, title_words: 12, review_words: 0, description_words: 0 },
+            similar_users: 5,
+            similar_items: 2,
+            similar_title_words: 8,
+            depth: 3,
+            branching: 3,
+            beam: 2,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_k: 51,
+                top_p: 0.95,
+                max_tokens: 61,
+                stop: vec!["\n".into()],
+                ignore_eos: false,
+            },
+            group: 32,
+        }
+    }
+}
+
+impl TotConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate()?;
+        if self.depth == 0 || self.branching == 0 || self.beam == 0 || self.group == 0 {
+            return Err(TotError::Invalid("tot: depth, branching, beam and group must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The similar users' recent items for one choice (dataset item indices, one list per similar user).
+pub type Neighbours = Vec<Vec<u32>>;
+
+/// The prompt for the next thought after `chain` (the assistant turn is continued from "k. ").
+pub fn messages(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConfig, chain: &[String]) -> Vec<ChatMessage> {
+    let mut base = pulse_rationale::messages(ds, c, &cfg.prompt);
+    base.truncate(2);
+    let user_msg = base.pop().expect("system + user").content;
+    // The step-2 user message, minus its JSON request, plus the similar users' items.
+    let body = user_msg.split("\n\nWhy does this choice fit").next().unwrap_or(&user_msg).to_string();
+    let (hist, chosen) = body.split_once("\nThe item they chose next: ").unwrap_or((&body, ""));
+    let mut sim = String::new();
+    for items in neighbours.iter().filter(|v| !v.is_empty()) {
+        let titles: Vec<String> = items.iter().map(|&i| clip(&ds.items[i as usize].title, cfg.similar_title_words)).collect();
+        sim.push_str(&format!("- {}\n", titles.join("; ")));
+    }
+    let sim = if sim.is_empty() { String::new() } else { format!("Shoppers with similar tastes bought:\n{sim}") };
+    let mut answer = String::new();
+    for (k, t) in chain.iter().enumerate() {
+        answer.push_str(&format!("{}. {}\n", k + 1, t));
+    }
+    answer.push_str(&format!("{}. ", chain.len() + 1));
+    vec![
+        ChatMessage::system(
+            "You explain why a shopper chose an item. Think step by step: each step is one short sentence \
+             about the shopper's tastes and needs, on its own numbered line.",
+        ),
+        ChatMessage::user(format!(
+            "{hist}\n{sim}The item they chose next: {chosen}\n\nStep by step, why does this choice fit the shopper?"
+        )),
+        ChatMessage::assistant(answer),
+    ]
+}
+
+/// One thought from a sample: its first line, without the step numbers small models like to repeat
+/// ("1. 1. …", "2) …").
+pub fn clean_thought(sample: &str) -> String {
+    let mut t = sample.split('\n').next().unwrap_or("").trim();
+    loop {
+        let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let rest = &t[digits..];
+        let mut chars = rest.chars();
+        let marker = digits > 0 && matches!(chars.next(), Some('.' | ')' | ':' | '-'));
+        let after = chars.as_str();
+        if marker && (after.is_empty() || after.starts_with(char::is_whitespace)) {
+            t = after.trim_start();
+        } else {
+            return t.to_string();
+        }
+    }
+}
+
+/// A chain as one rationale text (what R reads and what is stored).
+pub fn chain_text(chain: &[String]) -> String {
+    chain.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// A chain with an empty thought (the model ended its line at once) is never chosen.
+fn degenerate(chain: &[String]) -> bool {
+    chain.is_empty() || chain.iter().any(|t| t.trim().is_empty())
+}
+
+/// Judges candidate chains of one choice; higher is better.
+pub trait ChainScorer {
+    /// Stored in the key: which judge (and which weights) picked the chains.
+    fn id(&self) -> String;
+    fn score(&mut self, gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>>;
+}
+
+pub struct ScoreJob<'a> {
+    /// B's text: "[CONTEXT] History: … [CHOSEN_ITEM] …".
+    pub behaviour: &'a str,
+    /// The prompt for the first thought (assistant turn opened with "1. ").
+    pub first_prompt: &'a Prompt,
+    pub chains: &'a [Vec<String>],
+}
+
+/// cos(R(chain), B(behaviour)) in a trained Thought Space.
+pub struct SpaceScorer<'a> {
+    pub encoder: &'a SentenceEncoder,
+    pub space: &'a ThoughtSpace,
+    /// Identifies the space's weights (e.g. a hash of its file).
+    pub space_id: String,
+    behaviours: HashMap<String, Vec<f32>>,
+}
+
+impl<'a> SpaceScorer<'a> {
+    pub fn new(encoder: &'a SentenceEncoder, space: &'a ThoughtSpace, space_id: String) -> Self {
+        SpaceScorer { encoder, space, space_id, behaviours: HashMap::new() }
+    }
+}
+
+impl ChainScorer for SpaceScorer<'_> {
+    fn id(&self) -> String {
+        format!("space:{}:{}", self.encoder.id(), self.space_id)
+    }
+    fn score(&mut self, _gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        if !self.behaviours.contains_key(job.behaviour) {
+            let e = self.encoder.encode(&[job.behaviour], 1)?;
+            let b = self.space.apply(&e, false)?.remove(0);
+            self.behaviours.insert(job.behaviour.to_string(), b);
+        }
+        let b = &self.behaviours[job.behaviour];
+        let texts: Vec<String> = job.chains.iter().map(|c| chain_text(c)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let r = self.space.apply(&self.encoder.encode(&refs, 16)?, true)?;
+        Ok(texts
+            .iter()
+            .zip(&r)
+            .zip(job.chains)
+            .map(|((_, r), c)| if degenerate(c) { f64::NEG_INFINITY } else { pulse_thought::cosine(r, b) as f64 })
+            .collect())
+    }
+}
+
+/// The SLM's own mean log-probability of each chain (as the numbered lines it wrote) after the prompt.
+pub struct LikelihoodScorer;
+
+impl ChainScorer for LikelihoodScorer {
+    fn id(&self) -> String {
+        "likelihood".into()
+    }
+    fn score(&mut self, gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        let conts: Vec<String> = job
+            .chains
+            .iter()
+            .map(|c| c.iter().enumerate().map(|(k, t)| if k == 0 { t.clone() } else { format!("\n{}. {}", k + 1, t) }).collect())
+            .collect();
+        let ll = gen.score(job.first_prompt, &conts)?;
+        Ok(job.chains.iter().zip(ll).map(|(c, l)| if degenerate(c) { f64::NEG_INFINITY } else { l.mean }).collect())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// First N users (in split order) that have a training choice; None = all.
+    pub users: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub dataset: String,
+    pub model: String,
+    pub model_sha256: String,
+    pub method: String,
+    pub scorer: String,
+    pub seed: u64,
+    pub requested: usize,
+    pub already_stored: usize,
+    pub refined: usize,
+    /// Mean chain score of the refined rationales (this run's).
+    pub mean_score: f64,
+    /// Thoughts generated (all nodes of all trees) and how many hit the token limit.
+    pub thoughts: usize,
+    pub thoughts_truncated: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub seconds: f64,
+}
+
+/// Per-request seed: only the run seed, the choice and the node decide a sample.
+pub fn node_seed(seed: u64, user: &str, target: &str, depth: usize, beam: usize) -> u64 {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(format!("tot-{depth}-{beam}").as_bytes());
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(target.as_bytes());
+    u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+pub fn config_params(cfg: &TotConfig, scorer: &str) -> String {
+    serde_json::json!({ "tot": cfg, "scorer": scorer }).to_string()
+}
+
+#[derive(Serialize)]
+struct Node {
+    depth: usize,
+    parent: usize,
+    text: String,
+    score: f64,
+    truncated: bool,
+}
+
+/// One user's search state.
+struct Search<'c> {
+    choice: &'c Choice,
+    behaviour: String,
+    beams: Vec<(Vec<String>, usize, f64)>, // (chain, node index of its last thought, score)
+    nodes: Vec<Node>,
+    prompt_tokens: usize,
+    new_tokens: usize,
+}
+
+/// Refine the training choices of `split` (first `opts.users`) by beam search; `neighbours[u]` are the
+/// similar users' items for dataset user `u` (missing = none shown).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    gen: &mut dyn Generator,
+    scorer: &mut dyn ChainScorer,
+    ds: &Dataset,
+    split: &Split,
+    neighbours: &HashMap<u32, Neighbours>,
+    cfg: &TotConfig,
+    scoring: Scoring,
+    opts: &RunOptions,
+    store: &Store,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RunSummary> {
+    let t0 = Instant::now();
+    cfg.validate()?;
+    let (mut choices, _) = training_choices(split);
+    if let Some(n) = opts.users {
+        choices.truncate(n);
+    }
+    let model = gen.model().clone();
+    let scorer_id = scorer.id();
+    let proto = Key {
+        model_sha: model.key(),
+        prompt_version: TOT_PROMPT_VERSION.into(),
+        dataset: ds.name.clone(),
+        user: String::new(),
+        target: String::new(),
+        seed: opts.seed as i64,
+        method: scoring.method().into(),
+        params: config_params(cfg, &scorer_id),
+    };
+    let done = store.done(&proto)?;
+    let uid = |c: &Choice| ds.users[c.user as usize].id.clone();
+    let iid = |i: u32| ds.items[i as usize].id.clone();
+    let todo: Vec<&Choice> = choices.iter().filter(|c| !done.contains(&(uid(c), iid(c.target)))).collect();
+    let mut summary = RunSummary {
+        dataset: ds.name.clone(),
+        model: model.name.clone(),
+        model_sha256: model.key(),
+        method: scoring.method().into(),
+        scorer: scorer_id,
+        seed: opts.seed,
+        requested: choices.len(),
+        already_stored: choices.len() - todo.len(),
+        ..Default::default()
+    };
+    let mut prog = Progress { done: 0, total: todo.len(), prompt_tokens: 0, new_tokens: 0 };
+    progress(&prog);
+    let none = Neighbours::new();
+    let mut score_sum = 0.0;
+    for group in todo.chunks(cfg.group) {
+        let mut searches: Vec<Search> = group
+            .iter()
+            .map(|c| {
+                let hist: Vec<&str> = c.history.iter().map(|&i| ds.items[i as usize].title.as_str()).collect();
+                Search {
+                    choice: c,
+                    behaviour: pulse_thought::train::behaviour_text(&hist, &ds.items[c.target as usize].title),
+                    beams: vec![(Vec::new(), usize::MAX, 0.0)],
+                    nodes: Vec::new(),
+                    prompt_tokens: 0,
+                    new_tokens: 0,
+                }
+            })
+            .collect();
+        for depth in 1..=cfg.depth {
+            // One request per (user, beam), `branching` samples each, all users of the group together.
+            let mut owners = Vec::new();
+            let mut requests = Vec::new();
+            for (s, se) in searches.iter().enumerate() {
+                let c = se.choice;
+                let nb = neighbours.get(&c.user).unwrap_or(&none);
+                for (b, (chain, _, _)) in se.beams.iter().enumerate() {
+                    owners.push((s, b));
+                    requests.push(GenRequest {
+                        prompt: Prompt::Chat(messages(ds, c, nb, cfg, chain)),
+                        n: cfg.branching,
+                        seed: node_seed(opts.seed, &uid(c), &iid(c.target), depth, b),
+                        params: cfg.sampling.clone(),
+                    });
+                }
+            }
+            let gens = gen.generate_all(&requests)?;
+            let mut children: Vec<Vec<(Vec<String>, usize)>> = vec![Vec::new(); searches.len()];
+            for ((s, b), g) in owners.into_iter().zip(gens) {
+                let se = &mut searches[s];
+                let (chain, parent, _) = se.beams[b].clone();
+                for x in g {
+                    se.prompt_tokens += x.prompt_tokens;
+                    se.new_tokens += x.new_tokens;
+                    prog.prompt_tokens += x.prompt_tokens;
+                    prog.new_tokens += x.new_tokens;
+                    let text = clean_thought(&x.text);
+                    let truncated = x.finish == pulse_slm::Finish::Length;
+                    summary.thoughts += 1;
+                    summary.thoughts_truncated += usize::from(truncated);
+                    se.nodes.push(Node { depth, parent, text: text.clone(), score: f64::NAN, truncated });
+                    let mut next = chain.clone();
+                    next.push(text);
+                    children[s].push((next, se.nodes.len() - 1));
+                }
+            }
+            for (se, kids) in searches.iter_mut().zip(children) {
+                let nb = neighbours.get(&se.choice.user).unwrap_or(&none);
+                let first = Prompt::Chat(messages(ds, se.choice, nb, cfg, &[]));
+                let chains: Vec<Vec<String>> = kids.iter().map(|k| k.0.clone()).collect();
+                let scores = scorer.score(gen, &ScoreJob { behaviour: &se.behaviour, first_prompt: &first, chains: &chains })?;
+                let mut ranked: Vec<(Vec<String>, usize, f64)> =
+                    kids.into_iter().zip(scores).map(|((chain, node), sc)| (chain, node, sc)).collect();
+                for (_, node, sc) in &ranked {
+                    se.nodes[*node].score = *sc;
+                }
+                // Best first; ties keep sampling order.
+                ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+                ranked.truncate(if depth == cfg.depth { 1 } else { cfg.beam });
+                se.beams = ranked;
+            }
+            progress(&prog);
+        }
+        for se in &searches {
+            let (chain, node, sc) = &se.beams[0];
+            let c = se.choice;
+            let start = c.shown_from(&cfg.prompt);
+            let text = chain_text(chain);
+            let truncated = se.nodes[*node].truncated;
+            let raw = serde_json::json!({ "chain": chain, "nodes": se.nodes }).to_string();
+            let rec = Record {
+                key: Key { user: uid(c), target: iid(c.target), ..proto.clone() },
+                history: c.history[start..].iter().map(|&i| iid(i)).collect(),
+                rationale: (!text.is_empty()).then_some(text),
+                raw,
+                status: if sc.is_finite() { if truncated { Status::Truncated } else { Status::Json } } else { Status::Raw },
+                attempts: 1,
+                prompt_tokens: se.prompt_tokens as i64,
+                new_tokens: se.new_tokens as i64,
+                finish: if truncated { "length".into() } else { "stop".into() },
+                score: sc.is_finite().then_some(*sc),
+                model_name: model.name.clone(),
+                created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            };
+            store.insert(&rec)?;
+            if sc.is_finite() {
+                score_sum += sc;
+            }
+            summary.refined += 1;
+            summary.prompt_tokens += se.prompt_tokens;
+            summary.new_tokens += se.new_tokens;
+            prog.done += 1;
+        }
+        progress(&prog);
+    }
+    summary.mean_score = if summary.refined > 0 { score_sum / summary.refined as f64 } else { 0.0 };
+    summary.seconds = t0.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Similar users (method step 1): for each choice, the `k` users whose representations are closest by
+/// cosine, and each one's `items` most recent training items. `reps[i]` belongs to `choices[i]`.
+pub fn neighbours_from_reps(split: &Split, choices: &[Choice], reps: &[Vec<f32>], k: usize, items: usize, threads: usize) -> HashMap<u32, Neighbours> {
+    let d = reps.first().map_or(0, |r| r.len());
+    let flat: Vec<f32> = reps.concat();
+    let top = pulse_thought::top_k_cosine(&flat, d, k, threads);
+    let by_user: HashMap<u32, &pulse_data::SplitUser> = split.users.iter().map(|u| (u.user, u)).collect();
+    choices
+        .iter()
+        .zip(top)
+        .map(|(c, nb)| {
+            let lists = nb
+                .iter()
+                .map(|&(j, _)| {
+                    let other = &choices[j as usize];
+                    let train = by_user.get(&other.user).map(|u| u.train.as_slice()).unwrap_or(&[]);
+                    train[train.len().saturating_sub(items)..].to_vec()
+                })
+                .collect();
+            (c.user, lists)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+use super::*;
+use pulse_data::{Event, Item, LoadReport, User};
+use pulse_slm::scripted::Scripted;
+
+fn dataset() -> Dataset {
+    let titles = ["Rose Lip Balm", "Argan Oil Shampoo", "Vitamin C Serum", "Night Cream", "Clay Mask", "Hair Oil"];
+    let items = titles
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut it = Item::new(format!("i{i}"));
+            it.title = t.to_string();
+            it.title_missing = false;
+            it
+        })
+        .collect();
+    let ev = |item: u32, order: i64| Event { item, order, rating: None, review: None };
+    let users = vec![
+        User { id: "u0".into(), events: vec![ev(0, 1), ev(1, 2), ev(2, 3), ev(3, 4), ev(4, 5)] },
+        User { id: "u1".into(), events: vec![ev(3, 1), ev(4, 2), ev(5, 3), ev(1, 4), ev(0, 5)] },
+        User { id: "u2".into(), events: vec![ev(5, 1), ev(2, 2), ev(0, 3), ev(4, 4), ev(3, 5)] },
+    ];
+    Dataset { name: "toy".into(), items, users, report: LoadReport::default() }
+}
+
+fn text_of(p: &Prompt) -> String {
+    match p {
+        Prompt::Chat(m) => m.iter().map(|m| format!("[{}] {}", m.role, m.content)).collect::<Vec<_>>().join("\n"),
+        Prompt::Raw(s) => s.clone(),
+    }
+}
+
+/// Scores a chain by how many of its thoughts say "good" (and ties by nothing else).
+struct Keyword;
+impl ChainScorer for Keyword {
+    fn id(&self) -> String {
+        "keyword".into()
+    }
+    fn score(&mut self, _g: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        assert!(job.behaviour.starts_with("[CONTEXT] History: "), "{}", job.behaviour);
+        Ok(job.chains.iter().map(|c| c.iter().filter(|t| t.contains("good")).count() as f64).collect())
+    }
+}
+
+/// Sample 1 of every node says "good", the others "meh"; sample 0 also carries a second line that must
+/// not leak into the thought.
+fn scripted() -> Scripted {
+    Scripted::new(|r, j| {
+        let depth = match &r.prompt {
+            Prompt::Chat(m) => m.last().unwrap().content.lines().count(),
+            Prompt::Raw(_) => 0,
+        };
+        match j {
+            1 => format!("good thought at depth {depth}"),
+            0 => format!("meh thought {depth}\n9. leaked line"),
+            _ => format!("meh {j}"),
+        }
+    })
+}
+
+#[test]
+fn beam_search_keeps_the_best_chains_and_stores_them() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let store = Store::in_memory().unwrap();
+    let mut g = scripted();
+    let neighbours: HashMap<u32, Neighbours> = [(0u32, vec![vec![5u32, 4], vec![3]])].into();
+    let cfg = TotConfig::default();
+    let s = run(&mut g, &mut Keyword, &ds, &split, &neighbours, &cfg, Scoring::Space, &RunOptions { seed: 3, users: None }, &store, &mut |_| {}).unwrap();
+    assert_eq!((s.requested, s.refined, s.already_stored), (3, 3, 0));
+    // Per user: 1 root request, then `beam` requests at each deeper level; `branching` samples each.
+    assert_eq!(g.seen.len(), 3 * (1 + 2 + 2));
+    assert_eq!(s.thoughts, 3 * 5 * 3);
+    assert!(g.seen.iter().all(|r| r.n == 3 && r.params.temperature == 1.0 && r.params.top_k == 51 && r.params.max_tokens == 61));
+    // Prompts: history, similar users' items, chosen item; the assistant turn continues the chain.
+    let p0 = text_of(&g.seen[0].prompt);
+    assert!(p0.contains("1. Rose Lip Balm\n2. Argan Oil Shampoo\n"), "{p0}");
+    assert!(p0.contains("Shoppers with similar tastes bought:\n- Hair Oil; Clay Mask\n- Night Cream\n"), "{p0}");
+    assert!(p0.contains("The item they chose next: Vitamin C Serum"), "{p0}");
+    assert!(p0.ends_with("[assistant] 1. "), "{p0}");
+    let deeper: Vec<String> = g.seen.iter().map(|r| text_of(&r.prompt)).filter(|t| t.ends_with("3. ")).collect();
+    assert!(deeper.iter().any(|t| t.contains("1. good thought at depth 1\n2. good thought at depth 2\n3. ")), "{deeper:?}");
+    // Seeds differ per node.
+    let seeds: std::collections::HashSet<u64> = g.seen.iter().map(|r| r.seed).collect();
+    assert_eq!(seeds.len(), g.seen.len());
+    let recs = store.records(Some("tot-space")).unwrap();
+    assert_eq!(recs.len(), 3);
+    for r in &recs {
+        assert_eq!(r.rationale.as_deref(), Some("good thought at depth 1 good thought at depth 2 good thought at depth 3"));
+        assert_eq!(r.score, Some(3.0));
+        assert_eq!(r.key.prompt_version, TOT_PROMPT_VERSION);
+        assert!(r.key.params.contains("\"depth\":3") && r.key.params.contains("\"beam\":2") && r.key.params.contains("keyword"), "{}", r.key.params);
+        let raw: serde_json::Value = serde_json::from_str(&r.raw).unwrap();
+        assert_eq!(raw["nodes"].as_array().unwrap().len(), 15);
+        assert!(!r.raw.contains("leaked"), "only the first line is a thought");
+    }
+}
+
+#[test]
+fn rerun_skips_stored_users_and_empty_thoughts_lose() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let cfg = TotConfig { depth: 2, branching: 2, beam: 1, group: 1, ..TotConfig::default() };
+    {
+        let store = Store::open(&path).unwrap();
+        let mut g = Scripted::new(|_, j| if j == 0 { "".into() } else { "second".into() });
+        let s = run(&mut g, &mut LikelihoodScorer, &ds, &split, &HashMap::new(), &cfg, Scoring::Likelihood, &RunOptions { seed: 1, users: Some(1) }, &store, &mut |_| {}).unwrap();
+        assert_eq!(s.refined, 1);
+        let r = &store.records(Some("tot-likelihood")).unwrap()[0];
+        // The empty sample scores -inf; the non-empty one wins even though it comes second.
+        assert_eq!(r.rationale.as_deref(), Some("second second"));
+        assert!(!text_of(&g.seen[0].prompt).contains("similar tastes"));
+    }
+    let store = Store::open(&path).unwrap();
+    let mut g = Scripted::new(|_, _| "x".into());
+    let s = run(&mut g, &mut LikelihoodScorer, &ds, &split, &HashMap::new(), &cfg, Scoring::Likelihood, &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    assert_eq!((s.already_stored, s.refined), (1, 2));
+    assert_eq!(store.count().unwrap(), 3);
+    // Another scorer (or settings) is another key: nothing skipped.
+    let s = run(&mut g, &mut Keyword, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    assert_eq!((s.already_stored, s.refined), (0, 3));
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let store = Store::in_memory().unwrap();
+    let mut g = scripted();
+    let cfg = TotConfig { beam: 0, ..TotConfig::default() };
+    let e = run(&mut g, &mut Keyword, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("beam"), "{e}");
+    assert!(g.seen.is_empty());
+}
+
+#[test]
+fn neighbours_are_nearest_by_cosine_with_recent_items() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let (choices, _) = training_choices(&split);
+    let reps = vec![vec![1.0, 0.0], vec![0.9, 0.1], vec![0.0, 1.0]];
+    let nb = neighbours_from_reps(&split, &choices, &reps, 1, 2, 1);
+    // u0's nearest is u1, whose training items are 3, 4, 5 → the last two.
+    assert_eq!(nb[&0], vec![vec![4, 5]]);
+    assert_eq!(nb[&2], vec![vec![4, 5]]);
+}
+
+#[test]
+fn thoughts_lose_repeated_step_numbers_only() {
+    assert_eq!(clean_thought("1. 2. Crabtree & Evelyn\n3. more"), "Crabtree & Evelyn");
+    assert_eq!(clean_thought("  2) The choice involves"), "The choice involves");
+    assert_eq!(clean_thought("1.2 feet wide"), "1.2 feet wide");
+    assert_eq!(clean_thought("250g/8.8 OZ"), "250g/8.8 OZ");
+    assert_eq!(clean_thought("3."), "");
+    assert_eq!(clean_thought("\nlater"), "");
+}
