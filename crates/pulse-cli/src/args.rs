@@ -43,6 +43,37 @@ pub enum Cmd {
     /// chains of short thoughts, scored in the Thought Space or by the SLM's likelihood) into the store
     /// (resumable: stored users are skipped).
     Tot(TotArgs),
+    /// Pictures.
+    Plot {
+        #[command(subcommand)]
+        cmd: PlotCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlotCmd {
+    /// 2-D PCA of the Thought Space: rationales R(·) and behaviours B(·) of sampled users, coloured by
+    /// domain, as a PNG (with a JSON sidecar: counts, settings, seed).
+    ThoughtSpace {
+        /// A trained space (`pulse thought train --out`).
+        #[arg(long)]
+        space: PathBuf,
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        encoder: PathBuf,
+        /// DATA_DIR=STORE: a dataset and the rationale store holding its rationales (repeatable).
+        #[arg(long, required = true)]
+        domain: Vec<String>,
+        /// Rationale methods in order of preference.
+        #[arg(long, default_value = "tot-space,initial", value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Users sampled per domain.
+        #[arg(long, default_value_t = 300)]
+        users: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod args;
 mod commands;
 mod experiment;
+mod plot;
 mod slm_cmd;
 
 use anyhow::{bail, Result};
@@ -76,6 +77,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Rationales(a) => slm_cmd::rationales(a.cmd, a.run, cli.quiet)?,
         Cmd::Thought { cmd } => slm_cmd::thought(cmd)?,
         Cmd::Tot(a) => slm_cmd::tot(a, cli.quiet)?,
+        Cmd::Plot { cmd } => plot::run(cmd)?,
     }
     Ok(())
 }

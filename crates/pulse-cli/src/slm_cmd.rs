@@ -230,7 +230,8 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         (Some(e), Some(d)) => Some((pulse_thought::train::load(d, e)?, pulse_slm::file_sha256(&d.join("space.safetensors"))?)),
         _ => None,
     };
-    let neighbours = similar_users(&l, &cfg, quiet)?;
+    // Nothing to refine (e.g. a config check with --users 0): no need for the SASRec behind similar users.
+    let neighbours = if a.users == Some(0) { Default::default() } else { similar_users(&l, &cfg, quiet)? };
     let mut engine = load_engine(&a.model)?;
     let mut space_scorer;
     let mut lik = LikelihoodScorer;

@@ -162,6 +162,10 @@ fn committed_configs_are_valid_and_typos_are_refused() {
         // --results to a temp dir; an invalid data path would fail only after parsing, so parse via a
         // dry check: the experiment must get past config validation (it fails later only for data)
         let s = std::fs::read_to_string(&p).unwrap();
+        if p.file_name().unwrap().to_string_lossy().starts_with("tot-") {
+            check_tot_config(&p, &s);
+            continue;
+        }
         if s.contains("[sampling]") {
             check_rationale_config(&p, &s);
             continue;
@@ -196,6 +200,29 @@ fn check_rationale_config(p: &Path, s: &str) {
     let o = run(&["-q", "rationales", "--users", "0", "--config", bp.to_str().unwrap(), "--store", store2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown field `temperatur`"), "{}: {}", p.display(), stderr(&o));
+    assert!(!store2.exists());
+}
+
+/// A `pulse tot` config: valid as committed (0 users: every check passes, nothing to refine), a typo is
+/// refused before the store is created.
+fn check_tot_config(p: &Path, s: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("s.sqlite");
+    let o = run(&["-q", "tot", "--users", "0", "--score", "likelihood", "--config", p.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 users asked"), "{}", String::from_utf8_lossy(&o.stdout));
+    let bad = format!("depht = 2\n{s}");
+    let bp = d.path().join("bad.toml");
+    std::fs::write(&bp, bad).unwrap();
+    let store2 = d.path().join("s2.sqlite");
+    let o = run(&["-q", "tot", "--users", "0", "--score", "likelihood", "--config", bp.to_str().unwrap(), "--store", store2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown field `depht`"), "{}: {}", p.display(), stderr(&o));
+    assert!(!store2.exists());
+    // Space scoring without a space is refused up front.
+    let o = run(&["-q", "tot", "--users", "0", "--config", p.to_str().unwrap(), "--store", store2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--space"), "{}", stderr(&o));
     assert!(!store2.exists());
 }
 

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod encoder;
 pub mod error;
 pub mod inputs;
+pub mod pca;
 pub mod similar;
 pub mod space;
 pub mod train;

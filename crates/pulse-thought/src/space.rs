@@ -28,7 +28,7 @@ pub struct SpaceConfig {
 
 impl Default for SpaceConfig {
     fn default() -> Self {
-        SpaceConfig { temperature: 0.05, batch: 64, epochs: 40, lr: 1e-3, weight_decay: 0.0, valid_fraction: 0.1 }
+        SpaceConfig { temperature: 0.05, batch: 64, epochs: 60, lr: 1e-4, weight_decay: 1.0, valid_fraction: 0.1 }
     }
 }
 

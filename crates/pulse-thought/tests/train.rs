@@ -31,13 +31,35 @@ fn thought_space_from_a_store_reports_untrained_and_trained_retrieval() {
     let enc = SentenceEncoder::load(&root().join(DEFAULT_ENCODER), 128).unwrap();
     let mut cache = EmbeddingCache::in_memory(&enc);
     let cfg = SpaceConfig { epochs: 15, ..SpaceConfig::default() };
-    let (_space, rep) = train_from_store(&store, "initial", &ds, &enc, &mut cache, &cfg, 60, 3).unwrap();
+    let (space, rep) = train_from_store(&store, "initial", &ds, &enc, &mut cache, &cfg, 60, 3).unwrap();
     assert_eq!((rep.pairs_heldout, rep.pairs_train), (60, 200));
     assert_eq!(rep.trained.pool, 60);
     assert!(rep.untrained.r_at_1 > 0.1, "the frozen encoder already sees the overlap: {:?}", rep.untrained);
     assert!(rep.trained.mrr >= rep.untrained.mrr - 0.02, "untrained {:?} trained {:?}", rep.untrained, rep.trained);
     assert_eq!(rep.epoch_losses.len(), 15);
     assert!(rep.epoch_losses.last() < rep.epoch_losses.first());
+    // Saved and loaded back, the space projects the same; a space is refused for another encoder.
+    let dir = tempfile::tempdir().unwrap();
+    pulse_thought::train::save(&space, &rep, dir.path()).unwrap();
+    let back = pulse_thought::train::load(dir.path(), &enc).unwrap();
+    let probe = enc.encode(&["a rose lip balm"], 1).unwrap();
+    let (a, b) = (space.apply(&probe, true).unwrap(), back.apply(&probe, true).unwrap());
+    assert!(a[0].iter().zip(&b[0]).all(|(x, y)| (x - y).abs() < 1e-5));
+    let mut report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    report["encoder"] = "someone-else".into();
+    std::fs::write(dir.path().join("report.json"), report.to_string()).unwrap();
+    let e = pulse_thought::train::load(dir.path(), &enc).err().unwrap().to_string();
+    assert!(e.contains("someone-else"), "{e}");
+    // PULSE-TS targets: one unit-length R(rationale) per explained user, keyed by split index.
+    let (targets, counts) =
+        pulse_thought::inputs::rationale_targets(&store, &["tot-space".into(), "initial".into()], &ds, &split, &enc, &space, &mut cache).unwrap();
+    assert_eq!(counts, vec![("tot-space".to_string(), 0), ("initial".to_string(), 260)]);
+    assert_eq!(targets.len(), 260);
+    for (&i, t) in &targets {
+        assert!(split.users[i].train.len() >= 2);
+        assert_eq!(t.len(), enc.dim());
+        assert!((t.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+    }
     // Too few rationales for the held-out set: a one-line error naming the store.
     let e = train_from_store(&store, "initial", &ds, &enc, &mut cache, &cfg, 500, 3).err().unwrap().to_string();
     assert!(e.contains("usable initial rationales") && !e.contains('\n'), "{e}");

@@ -1,0 +1,46 @@
+//! ToT judged by the Thought Space on real data and the real encoder: among sampled thoughts, the chain
+//! that talks about the chosen item's kind of product wins over generic or off-topic chains.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use pulse_data::{LoadOptions, Split};
+use pulse_rationale::Store;
+use pulse_slm::{scripted::Scripted, Prompt};
+use pulse_thought::{SentenceEncoder, ThoughtSpace, DEFAULT_ENCODER};
+use pulse_tot::{run, RunOptions, Scoring, SpaceScorer, TotConfig};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_space_prefers_thoughts_about_the_chosen_item() {
+    let ds = pulse_data::load(&root().join("data/amazon2018-luxury-beauty"), &LoadOptions::default()).unwrap();
+    let split = Split::leave_one_out(&ds);
+    let enc = SentenceEncoder::load(&root().join(DEFAULT_ENCODER), 128).unwrap();
+    let space = ThoughtSpace::identity(enc.dim(), candle_core::DType::F32).unwrap();
+    let mut scorer = SpaceScorer::new(&enc, &space, "identity".into());
+    // Sample 0: off-topic; sample 1: the chosen item's title words; sample 2: generic.
+    let mut g = Scripted::new(|r, j| {
+        let Prompt::Chat(m) = &r.prompt else { unreachable!() };
+        let chosen = m[1].content.split("The item they chose next: ").nth(1).unwrap_or("").lines().next().unwrap_or("").to_string();
+        match j {
+            0 => "Trains run late in winter because of ice on the tracks.".into(),
+            1 => format!("They wanted {chosen}."),
+            _ => "The shopper likes nice things.".into(),
+        }
+    });
+    let store = Store::in_memory().unwrap();
+    let cfg = TotConfig { similar_users: 0, ..TotConfig::default() };
+    let s = run(&mut g, &mut scorer, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &RunOptions { seed: 1, users: Some(6) }, &store, &mut |_| {})
+        .unwrap();
+    assert_eq!(s.refined, 6);
+    assert!(s.scorer.starts_with("space:"), "{}", s.scorer);
+    for r in store.records(Some("tot-space")).unwrap() {
+        let text = r.rationale.unwrap();
+        assert!(text.contains("They wanted ") && !text.contains("Trains"), "{text}");
+        let sc = r.score.unwrap();
+        assert!(sc > 0.3 && sc <= 1.0, "cosine {sc}");
+    }
+}
