@@ -47,6 +47,23 @@ def thought_table(report_path):
     )
 
 
+def tot_table(summary_path):
+    """A `pulse tot --summary` file as a small table."""
+    import json
+    d = json.loads(summary_path.read_text())
+    s, c = d["summary"], d["config"]
+    return (
+        f"| dataset | users refined | method | depth / branching / beam | thoughts (hit the {c['sampling']['max_tokens']}-token limit) | "
+        f"mean chain score | prompt + new tokens | wall time |\n|---|---|---|---|---|---|---|---|\n"
+        f"| {s['dataset']} | {s['refined'] + s['already_stored']} | {s['method']} | {c['depth']} / {c['branching']} / {c['beam']} | "
+        f"{s['thoughts']:,} ({s['thoughts_truncated']:,}) | {s['mean_score']:.3f} | {s['prompt_tokens']:,} + {s['new_tokens']:,} | "
+        f"{s['seconds']:.0f} s |\n\n"
+        f"Model `{s['model']}` (`{s['model_sha256'][:12]}…`), judge `{s['scorer']}`, seed {s['seed']}; prompt tokens count "
+        f"each sample's prompt (a node's samples share one prefill); from `results/{summary_path.parent.name}/summary.json`"
+        f"{' (this run; ' + str(s['already_stored']) + ' users were stored by an earlier run)' if s['already_stored'] else ''}.\n"
+    )
+
+
 def repl(m):
     d = root / "results" / m.group(2)
     table = d / "table.md"
@@ -55,6 +72,9 @@ def repl(m):
     if (d / "report.json").exists():
         return m.group(1) + thought_table(d / "report.json") + m.group(4)
     if (d / "summary.json").exists():
+        import json
+        if json.loads((d / "summary.json").read_text())["summary"].get("method", "").startswith("tot"):
+            return m.group(1) + tot_table(d / "summary.json") + m.group(4)
         return m.group(1) + rationale_table(d / "summary.json") + m.group(4)
     sys.exit(f"README.md: results/{m.group(2)}/table.md does not exist")
 
