@@ -107,6 +107,24 @@ pub fn slm(cmd: SlmCmd) -> Result<()> {
     Ok(())
 }
 
+/// A progress bar (hidden with --quiet) for a generation stage.
+fn progress_bar(quiet: bool, template: &str) -> indicatif::ProgressBar {
+    let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    pb.set_style(indicatif::ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
+    pb
+}
+
+/// Reports a generation stage's progress (users done, prompt / generated tokens per second) to `pb`.
+fn report_to(pb: &indicatif::ProgressBar) -> impl FnMut(&pulse_rationale::Progress) + '_ {
+    let t0 = Instant::now();
+    move |p| {
+        pb.set_length(p.total as u64);
+        pb.set_position(p.done as u64);
+        let s = t0.elapsed().as_secs_f64().max(1e-3);
+        pb.set_message(format!("{:.0} prompt tok/s, {:.0} gen tok/s", p.prompt_tokens as f64 / s, p.new_tokens as f64 / s));
+    }
+}
+
 pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -> Result<()> {
     if let Some(RationalesCmd::Export { store, format: ExportFormat::Jsonl, method, out }) = cmd {
         return export(&store, method.as_deref(), out.as_deref());
@@ -116,20 +134,9 @@ pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -
     let l = load_data(&DataSpec::from(&run.data))?;
     let mut engine = load_engine(&run.model)?;
     let store = Store::open(&run.store)?;
-    let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("rationales [{bar:30}] {pos}/{len} {msg} eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    let t0 = Instant::now();
+    let pb = progress_bar(quiet, "rationales [{bar:30}] {pos}/{len} {msg} eta {eta}");
     let opts = RunOptions { seed: run.seed, users: run.users };
-    let summary = pulse_rationale::run(&mut engine, &l.ds, &l.split, &cfg, &opts, &store, &mut |p| {
-        pb.set_length(p.total as u64);
-        pb.set_position(p.done as u64);
-        let s = t0.elapsed().as_secs_f64().max(1e-3);
-        pb.set_message(format!("{:.0} prompt tok/s, {:.0} gen tok/s", p.prompt_tokens as f64 / s, p.new_tokens as f64 / s));
-    })?;
+    let summary = pulse_rationale::run(&mut engine, &l.ds, &l.split, &cfg, &opts, &store, &mut report_to(&pb))?;
     pb.finish_and_clear();
     let failed = summary.status.get("raw").copied().unwrap_or(0);
     println!(
@@ -242,20 +249,9 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         }
         _ => &mut lik,
     };
-    let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("tot [{bar:30}] {pos}/{len} users {msg} eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    let t0 = Instant::now();
+    let pb = progress_bar(quiet, "tot [{bar:30}] {pos}/{len} users {msg} eta {eta}");
     let opts = pulse_tot::RunOptions { seed: a.seed, users: a.users };
-    let summary = pulse_tot::run(&mut engine, scorer, &l.ds, &l.split, &neighbours, &cfg, scoring, &opts, &store, &mut |p| {
-        pb.set_length(p.total as u64);
-        pb.set_position(p.done as u64);
-        let s = t0.elapsed().as_secs_f64().max(1e-3);
-        pb.set_message(format!("{:.0} prompt tok/s, {:.0} gen tok/s", p.prompt_tokens as f64 / s, p.new_tokens as f64 / s));
-    })?;
+    let summary = pulse_tot::run(&mut engine, scorer, &l.ds, &l.split, &neighbours, &cfg, scoring, &opts, &store, &mut report_to(&pb))?;
     pb.finish_and_clear();
     println!(
         "{}: {} users asked, {} already stored, {} refined ({}; mean chain score {:.4}); {} thoughts ({} hit the token limit), {} prompt + {} new tokens in {:.1}s → {}",

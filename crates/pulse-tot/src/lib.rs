@@ -242,20 +242,8 @@ impl ChainScorer for LikelihoodScorer {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub seed: u64,
-    /// First N users (in split order) that have a training choice; None = all.
-    pub users: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Progress {
-    pub done: usize,
-    pub total: usize,
-    pub prompt_tokens: usize,
-    pub new_tokens: usize,
-}
+/// Which users and seed, and what progress is reported: the same as the rationale stage's.
+pub use pulse_rationale::{Progress, RunOptions};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
@@ -305,6 +293,8 @@ struct Node {
 /// One user's search state.
 struct Search<'c> {
     choice: &'c Choice,
+    /// The prompt for the first thought (what the likelihood judge scores chains after).
+    first: Prompt,
     behaviour: String,
     beams: Vec<(Vec<String>, usize, f64)>, // (chain, node index of its last thought, score)
     nodes: Vec<Node>,
@@ -371,6 +361,7 @@ pub fn run(
                 let hist: Vec<&str> = c.history.iter().map(|&i| ds.items[i as usize].title.as_str()).collect();
                 Search {
                     choice: c,
+                    first: Prompt::Chat(messages(ds, c, neighbours.get(&c.user).unwrap_or(&none), cfg, &[])),
                     behaviour: pulse_thought::train::behaviour_text(&hist, &ds.items[c.target as usize].title),
                     beams: vec![(Vec::new(), usize::MAX, 0.0)],
                     nodes: Vec::new(),
@@ -417,10 +408,8 @@ pub fn run(
                 }
             }
             for (se, kids) in searches.iter_mut().zip(children) {
-                let nb = neighbours.get(&se.choice.user).unwrap_or(&none);
-                let first = Prompt::Chat(messages(ds, se.choice, nb, cfg, &[]));
                 let chains: Vec<Vec<String>> = kids.iter().map(|k| k.0.clone()).collect();
-                let scores = scorer.score(gen, &ScoreJob { behaviour: &se.behaviour, first_prompt: &first, chains: &chains })?;
+                let scores = scorer.score(gen, &ScoreJob { behaviour: &se.behaviour, first_prompt: &se.first, chains: &chains })?;
                 let mut ranked: Vec<(Vec<String>, usize, f64)> =
                     kids.into_iter().zip(scores).map(|((chain, node), sc)| (chain, node, sc)).collect();
                 for (_, node, sc) in &ranked {
