@@ -86,6 +86,36 @@ fn bce_gradients_match_finite_differences() {
     check_gradients(Loss::Bce);
 }
 
+#[test]
+fn sampled_softmax_gradients_match_finite_differences() {
+    // 4 of the 9 items drawn per batch, so masking of drawn targets is exercised too
+    check_gradients_of(SasRecConfig { negatives: 4, ..tiny(Loss::Sampled) }, &ModelInputs::default(), &[]);
+    let text = random_rows(9, 5, 24).concat();
+    let inputs = ModelInputs { item_text: Some(Tensor::from_vec(text, (9, 5), &Device::Cpu).unwrap()), align_dim: 0 };
+    check_gradients_of(SasRecConfig { negatives: 3, items: ItemInput::Both, ..tiny(Loss::Sampled) }, &inputs, &[]);
+}
+
+/// With at least as many negatives as items, the sampled softmax is exactly the full cross-entropy;
+/// with fewer it is a different (smaller) number that depends on the draw.
+#[test]
+fn sampled_softmax_with_the_whole_catalogue_is_the_full_cross_entropy() {
+    let seqs: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4, 5, 6, 7, 8], vec![3, 0], vec![8, 7, 6], vec![2, 2, 5, 1]];
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let loss_of = |cfg: SasRecConfig, seed: u64| {
+        let m = SasRec::new(cfg, 9, &mut Rng::new(5)).unwrap();
+        let mut neg = |_row: usize, r: &mut Rng| r.below(9) as u32;
+        m.loss(&refs, &mut Rng::new(seed), &mut neg).unwrap().to_scalar::<f32>().unwrap()
+    };
+    let ce = loss_of(tiny(Loss::Ce), 1);
+    for k in [9, 50] {
+        let s = loss_of(SasRecConfig { negatives: k, ..tiny(Loss::Sampled) }, 1);
+        assert!((s - ce).abs() < 1e-5, "negatives {k}: {s} vs full {ce}");
+    }
+    let part: Vec<f32> = (1..4).map(|seed| loss_of(SasRecConfig { negatives: 3, ..tiny(Loss::Sampled) }, seed)).collect();
+    assert!(part.iter().all(|&p| p < ce - 1e-3), "{part:?} vs {ce}");
+    assert!(part[0] != part[1] || part[1] != part[2], "draws must differ: {part:?}");
+}
+
 fn random_rows(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut r = Rng::new(seed);
     (0..n).map(|_| (0..d).map(|_| r.normal()).collect()).collect()

@@ -327,6 +327,7 @@ pub enum ProtocolArg {
 pub enum LossArg {
     Ce,
     Bce,
+    Sampled,
 }
 
 #[derive(Args, Debug)]

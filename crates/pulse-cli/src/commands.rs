@@ -126,6 +126,7 @@ pub fn sasrec_config(file: Option<&Path>, loss: Option<LossArg>, max_epochs: Opt
         cfg.loss = match l {
             LossArg::Ce => Loss::Ce,
             LossArg::Bce => Loss::Bce,
+            LossArg::Sampled => Loss::Sampled,
         };
     }
     if let Some(e) = max_epochs {
@@ -149,6 +150,24 @@ pub struct TsConfig {
     pub methods: Vec<String>,
     pub align_weight: f64,
     pub align_temperature: f64,
+    /// `[pulse_ts.sasrec]`: SASRec settings of the text-based models that differ from `[sasrec]` (only
+    /// the keys given, e.g. `loss = "sampled"` on a large catalogue); the rest come from `[sasrec]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasrec: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl TsConfig {
+    /// `[sasrec]` with `[pulse_ts.sasrec]` laid over it (unknown or ill-typed keys are errors).
+    pub fn sasrec_for_text(&self, sasrec: &SasRecConfig) -> Result<SasRecConfig> {
+        let Some(over) = &self.sasrec else { return Ok(sasrec.clone()) };
+        let mut v = serde_json::to_value(sasrec)?;
+        for (k, x) in over {
+            v[k.as_str()] = x.clone();
+        }
+        let cfg: SasRecConfig = serde_json::from_value(v).map_err(|e| anyhow::anyhow!("[pulse_ts.sasrec]: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 impl Default for TsConfig {
@@ -160,6 +179,7 @@ impl Default for TsConfig {
             methods: vec!["tot-space".into(), "initial".into()],
             align_weight: 0.1,
             align_temperature: 0.1,
+            sasrec: None,
         }
     }
 }
@@ -230,7 +250,7 @@ fn text_model_inputs(
     let rows = pulse_thought::inputs::item_embeddings(&l.ds, &enc, &mut cache)?;
     tracing::info!("item texts: {} embeddings ({:.1}s, cache {})", rows.len(), t.elapsed().as_secs_f64(), dir.join("item-texts.cache").display());
     let text = candle_core::Tensor::from_vec(rows.concat(), (rows.len(), enc.dim()), &candle_core::Device::Cpu)?;
-    let mut cfg = sasrec.clone();
+    let mut cfg = ts.sasrec_for_text(sasrec)?;
     cfg.items = if kind == ModelArg::Text { ItemInput::Text } else { ItemInput::Both };
     let mut inputs = pulse_baselines::ModelInputs { item_text: Some(text), align_dim: 0 };
     let mut align = std::collections::HashMap::new();

@@ -53,6 +53,7 @@ fn default_bootstrap() -> usize {
 pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     let c: ExperimentConfig = read_toml(path)?;
     c.sasrec.validate()?;
+    c.pulse_ts.sasrec_for_text(&c.sasrec).with_context(|| path.display().to_string())?;
     for m in &c.models {
         parse_model(m).with_context(|| format!("{}: models", path.display()))?;
     }
@@ -109,7 +110,7 @@ fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig) -> Re
                 }
                 o.remove("pulse_ts")
             });
-            ts == Some(serde_json::to_value(&c.pulse_ts)?) && m == serde_json::to_value(&c.sasrec)?
+            ts == Some(serde_json::to_value(&c.pulse_ts)?) && m == serde_json::to_value(c.pulse_ts.sasrec_for_text(&c.sasrec)?)?
         }
         _ => true,
     })

@@ -288,8 +288,9 @@ impl LlamaEngine {
         self.model.vocab().tokenize(text.as_bytes(), add_bos, true).into_iter().map(|t| t.0 as u32).collect()
     }
 
-    /// Tokens of a continuation: no BOS, special-token text not parsed (it is candidate text).
-    fn tokenize_plain(&self, text: &str) -> Vec<u32> {
+    /// Tokens of a continuation: no BOS, special-token text not parsed (it is candidate text). Scoring
+    /// appends these to [`prompt_tokens`](Self::prompt_tokens); fine-tuning builds its examples the same way.
+    pub fn continuation_tokens(&self, text: &str) -> Vec<u32> {
         self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0 as u32).collect()
     }
 
@@ -298,7 +299,8 @@ impl LlamaEngine {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+    /// The tokens a prompt is fed as (chat template applied, BOS if the model asks for it).
+    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
         let toks = self.tokenize(&self.render(prompt)?, self.add_bos());
         if toks.is_empty() {
             return Err(SlmError::Param("prompt", "empty prompt".into()));
@@ -568,7 +570,7 @@ impl Generator for LlamaEngine {
 
     fn score(&mut self, prompt: &Prompt, continuations: &[String]) -> Result<Vec<LogLik>> {
         let ptoks = self.prompt_tokens(prompt)?;
-        let conts: Vec<Vec<u32>> = continuations.iter().map(|c| self.tokenize_plain(c)).collect();
+        let conts: Vec<Vec<u32>> = continuations.iter().map(|c| self.continuation_tokens(c)).collect();
         if let Some(i) = conts.iter().position(|c| c.is_empty()) {
             return Err(SlmError::Param("continuation", format!("#{i} is empty")));
         }

@@ -27,6 +27,12 @@ pub enum Loss {
     Bce,
     /// Softmax cross-entropy over the whole catalogue (stronger, and what RecBole uses by default).
     Ce,
+    /// Sampled softmax: cross-entropy over the target and `negatives` distinct items drawn uniformly
+    /// per batch (shared by its rows; a drawn item that is a row's own target is masked out of that
+    /// row). With uniform draws the usual log-q correction is a constant, so this estimates the full
+    /// cross-entropy at a fraction of its cost on large catalogues; with `negatives` ≥ the catalogue it
+    /// *is* the full cross-entropy.
+    Sampled,
 }
 
 /// The feed-forward non-linearity.
@@ -88,6 +94,9 @@ pub struct SasRecConfig {
     /// Temperature of that InfoNCE term (cosine similarities; in-batch negatives). 0 = 0.1.
     #[serde(skip_serializing_if = "is_default")]
     pub align_temperature: f64,
+    /// `loss = "sampled"`: uniform negatives drawn per batch (0 = 1000).
+    #[serde(skip_serializing_if = "is_default")]
+    pub negatives: usize,
 }
 
 impl Default for SasRecConfig {
@@ -113,6 +122,7 @@ impl Default for SasRecConfig {
             items: ItemInput::Id,
             align_weight: 0.0,
             align_temperature: 0.0,
+            negatives: 0,
         }
     }
 }
@@ -136,6 +146,15 @@ impl SasRecConfig {
             return bad("align_weight and align_temperature must be >= 0");
         }
         Ok(())
+    }
+
+    /// Negatives per batch for the sampled softmax.
+    pub fn negatives(&self) -> usize {
+        if self.negatives > 0 {
+            self.negatives
+        } else {
+            1000
+        }
     }
 
     pub fn align_temperature(&self) -> f64 {
@@ -497,6 +516,26 @@ impl SasRec {
                 let logits = h.matmul(&self.item_table()?.t()?)?;
                 Ok(crate::nn::softmax_cross_entropy(&logits, &targets)?)
             }
+            Loss::Sampled => {
+                let negs = sample_distinct(self.n_items, self.cfg.negatives(), rng);
+                let k = negs.len();
+                let column: HashMap<u32, usize> = negs.iter().enumerate().map(|(j, &it)| (it, j)).collect();
+                // Column 0 is the row's target; a drawn negative equal to it is masked out.
+                let mut mask = vec![0f32; n * k];
+                for (i, t) in targets.iter().enumerate() {
+                    if let Some(&j) = column.get(t) {
+                        mask[i * k + j] = -1e9;
+                    }
+                }
+                let pos_ids: Vec<u32> = targets.iter().map(|t| t + 1).collect();
+                let neg_ids: Vec<u32> = negs.iter().map(|t| t + 1).collect();
+                let pe = self.item_rows(&Tensor::from_vec(pos_ids, n, &self.dev)?)?;
+                let ne = self.item_rows(&Tensor::from_vec(neg_ids, k, &self.dev)?)?;
+                let pl = (&h * pe)?.sum_keepdim(D::Minus1)?;
+                let nl = (h.matmul(&ne.t()?)? + Tensor::from_vec(mask, (n, k), &self.dev)?)?;
+                let logits = Tensor::cat(&[&pl, &nl], 1)?;
+                Ok(crate::nn::softmax_cross_entropy(&logits, &vec![0u32; n])?)
+            }
             Loss::Bce => {
                 let pos_ids: Vec<u32> = targets.iter().map(|t| t + 1).collect();
                 let neg_ids: Vec<u32> = negs.iter().map(|t| t + 1).collect();
@@ -510,6 +549,22 @@ impl SasRec {
             }
         }
     }
+}
+
+/// `k` distinct items of `0..n` drawn uniformly (Floyd's algorithm), in draw order; all of them, in
+/// order, when `k >= n`.
+pub(crate) fn sample_distinct(n: usize, k: usize, rng: &mut Rng) -> Vec<u32> {
+    if k >= n {
+        return (0..n as u32).collect();
+    }
+    let mut chosen = std::collections::HashSet::with_capacity(k);
+    let mut out = Vec::with_capacity(k);
+    for j in (n - k)..n {
+        let t = rng.below(j as u64 + 1) as u32;
+        let pick = if chosen.insert(t) { t } else { chosen.insert(j as u32); j as u32 };
+        out.push(pick);
+    }
+    out
 }
 
 impl Recommender for SasRec {
@@ -532,5 +587,29 @@ impl Recommender for SasRec {
     }
     fn batch_size(&self) -> usize {
         512
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_distinct_draws_distinct_items_uniformly() {
+        let mut rng = Rng::new(3);
+        let mut counts = [0usize; 10];
+        for _ in 0..20_000 {
+            let s = sample_distinct(10, 3, &mut rng);
+            let set: std::collections::HashSet<u32> = s.iter().copied().collect();
+            assert_eq!((s.len(), set.len()), (3, 3), "{s:?}");
+            for i in s {
+                counts[i as usize] += 1;
+            }
+        }
+        // each item is drawn with probability 3/10: 6,000 expected of 20,000
+        for c in counts {
+            assert!((5_700..6_300).contains(&c), "{counts:?}");
+        }
+        assert_eq!(sample_distinct(4, 9, &mut rng), [0, 1, 2, 3]);
     }
 }

@@ -1,0 +1,350 @@
+//! A trainable forward of a Llama-family decoder (SmolLM2 is one): the GGUF weights dequantised to f32
+//! and frozen, LoRA adapters (see [`crate::lora`]) as the only variables.
+//!
+//! Everything is composed of plain candle ops: candle's fused `rms_norm`, `rope_i` and
+//! `softmax_last_dim` return no gradient, so RMSNorm, the interleaved rotary embedding (GGUF's Llama
+//! convention: pairs `(x[2i], x[2i+1])`) and the attention softmax are written out here, and a
+//! finite-difference test checks every adapter's gradient.
+//!
+//! Batches are right-padded: with a causal mask, padding after a row's last token cannot change any of
+//! its real positions, so no padding mask is needed.
+use crate::lora::Lora;
+use crate::{Result, SftError};
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor, D};
+use pulse_baselines::nn::{dropout, log_softmax, softmax, softmax_cross_entropy};
+use pulse_data::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn: usize,
+    pub rope_base: f32,
+    pub rms_eps: f64,
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    /// (input, output) width of a projection.
+    pub fn dims(&self, p: Proj) -> (usize, usize) {
+        let (h, dh) = (self.hidden, self.head_dim());
+        match p {
+            Proj::Q => (h, self.heads * dh),
+            Proj::K | Proj::V => (h, self.kv_heads * dh),
+            Proj::O => (self.heads * dh, h),
+            Proj::Gate | Proj::Up => (h, self.ffn),
+            Proj::Down => (self.ffn, h),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = self.heads > 0
+            && self.kv_heads > 0
+            && self.hidden % self.heads == 0
+            && self.heads % self.kv_heads == 0
+            && self.head_dim() % 2 == 0
+            && self.layers > 0
+            && self.vocab > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(SftError::Invalid(format!("unsupported model shape {self:?}")))
+        }
+    }
+}
+
+/// The linear projections of a block (LoRA targets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proj {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Proj {
+    pub const ALL: [Proj; 7] = [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down];
+
+    /// The tensor name in GGUF files (`blk.N.<name>.weight`).
+    pub fn gguf(self) -> &'static str {
+        match self {
+            Proj::Q => "attn_q",
+            Proj::K => "attn_k",
+            Proj::V => "attn_v",
+            Proj::O => "attn_output",
+            Proj::Gate => "ffn_gate",
+            Proj::Up => "ffn_up",
+            Proj::Down => "ffn_down",
+        }
+    }
+}
+
+struct Block {
+    attn_norm: Tensor,
+    ffn_norm: Tensor,
+    /// Projection weights as (input, output), contiguous.
+    w: HashMap<Proj, Tensor>,
+}
+
+/// A frozen, f32 Llama-family model.
+pub struct Llama {
+    pub cfg: LlamaConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    /// Output projection (hidden, vocab): the tied embedding's transpose when the file has no `output.weight`.
+    head: Tensor,
+    dev: Device,
+}
+
+/// One training / scoring sequence: `tokens[answer_start..]` is the answer (the only part with a loss).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Example {
+    pub tokens: Vec<u32>,
+    pub answer_start: usize,
+}
+
+impl Example {
+    pub fn answer_tokens(&self) -> usize {
+        self.tokens.len() - self.answer_start
+    }
+}
+
+impl Llama {
+    /// Reads a GGUF file of architecture `llama` and dequantises every weight to f32.
+    pub fn load_gguf(path: &Path) -> Result<Self> {
+        let bad = |msg: String| SftError::Gguf { path: path.to_path_buf(), msg };
+        let mut f = std::fs::File::open(path).map_err(|e| SftError::Io { path: path.to_path_buf(), source: e })?;
+        let ct = gguf_file::Content::read(&mut f).map_err(|e| bad(e.to_string()))?;
+        let md = |k: &str| ct.metadata.get(k).ok_or_else(|| bad(format!("metadata {k} missing")));
+        let arch = md("general.architecture")?.to_string().map_err(|e| bad(e.to_string()))?.clone();
+        if arch != "llama" {
+            return Err(bad(format!("architecture {arch:?} is not supported (llama only)")));
+        }
+        let u = |k: &str| -> Result<usize> { Ok(md(k)?.to_u32().map_err(|e| bad(format!("{k}: {e}")))? as usize) };
+        let dev = Device::Cpu;
+        let mut t = |name: &str| -> Result<Tensor> {
+            let q = ct.tensor(&mut f, name, &dev).map_err(|e| bad(format!("{name}: {e}")))?;
+            Ok(q.dequantize(&dev)?)
+        };
+        let embed = t("token_embd.weight")?;
+        let (vocab, hidden) = embed.dims2()?;
+        let cfg = LlamaConfig {
+            vocab,
+            hidden,
+            layers: u("llama.block_count")?,
+            heads: u("llama.attention.head_count")?,
+            kv_heads: u("llama.attention.head_count_kv")?,
+            ffn: u("llama.feed_forward_length")?,
+            rope_base: ct.metadata.get("llama.rope.freq_base").and_then(|v| v.to_f32().ok()).unwrap_or(10_000.0),
+            rms_eps: md("llama.attention.layer_norm_rms_epsilon")?.to_f32().map_err(|e| bad(e.to_string()))? as f64,
+        };
+        cfg.validate()?;
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let mut w = HashMap::new();
+            for p in Proj::ALL {
+                let m = t(&format!("blk.{i}.{}.weight", p.gguf()))?;
+                let (o, inp) = m.dims2()?;
+                if (inp, o) != cfg.dims(p) {
+                    return Err(bad(format!("blk.{i}.{}: shape ({o}, {inp}), expected {:?} transposed", p.gguf(), cfg.dims(p))));
+                }
+                w.insert(p, m.t()?.contiguous()?);
+            }
+            blocks.push(Block { attn_norm: t(&format!("blk.{i}.attn_norm.weight"))?, ffn_norm: t(&format!("blk.{i}.ffn_norm.weight"))?, w });
+        }
+        let norm = t("output_norm.weight")?;
+        let head = match ct.tensor_infos.contains_key("output.weight") {
+            true => t("output.weight")?.t()?.contiguous()?,
+            false => embed.t()?.contiguous()?,
+        };
+        Ok(Llama { cfg, embed, blocks, norm, head, dev })
+    }
+
+    /// Random weights of the given shape (tests): N(0, 0.02²) projections, norms near 1, tied head.
+    pub fn random(cfg: LlamaConfig, rng: &mut Rng) -> Result<Self> {
+        cfg.validate()?;
+        let dev = Device::Cpu;
+        let mut normal = |shape: (usize, usize), std: f32| -> Result<Tensor> {
+            let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| rng.normal() * std).collect();
+            Ok(Tensor::from_vec(v, shape, &dev)?)
+        };
+        let embed = normal((cfg.vocab, cfg.hidden), 0.5)?;
+        let mut blocks = Vec::new();
+        for _ in 0..cfg.layers {
+            let mut w = HashMap::new();
+            for p in Proj::ALL {
+                w.insert(p, normal(cfg.dims(p), 0.2)?);
+            }
+            let attn_norm = (normal((1, cfg.hidden), 0.1)? + 1.0)?.squeeze(0)?;
+            let ffn_norm = (normal((1, cfg.hidden), 0.1)? + 1.0)?.squeeze(0)?;
+            blocks.push(Block { attn_norm, ffn_norm, w });
+        }
+        let norm = (normal((1, cfg.hidden), 0.1)? + 1.0)?.squeeze(0)?;
+        let head = embed.t()?.contiguous()?;
+        Ok(Llama { cfg, embed, blocks, norm, head, dev })
+    }
+
+    /// Final hidden states (B, L, H) of right-padded rows. With `rng`, LoRA dropout is on (training).
+    pub fn hidden(&self, rows: &[&[u32]], lora: Option<&Lora>, mut rng: Option<&mut Rng>) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (b, h, nh, nkv, dh) = (rows.len(), c.hidden, c.heads, c.kv_heads, c.head_dim());
+        let l = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        if b == 0 || l == 0 {
+            return Err(SftError::Invalid("empty batch".into()));
+        }
+        let mut ids = vec![0u32; b * l];
+        for (r, row) in rows.iter().enumerate() {
+            if let Some(&t) = row.iter().find(|&&t| t as usize >= c.vocab) {
+                return Err(SftError::Invalid(format!("token {t} outside the vocabulary ({})", c.vocab)));
+            }
+            ids[r * l..r * l + row.len()].copy_from_slice(row);
+        }
+        let dev = &self.dev;
+        let mut x = self.embed.index_select(&Tensor::from_vec(ids, b * l, dev)?, 0)?; // (b*l, h)
+        let mut mask = vec![0f32; l * l];
+        for i in 0..l {
+            mask[i * l + i + 1..(i + 1) * l].fill(-1e9);
+        }
+        let mask = Tensor::from_vec(mask, (1, 1, l, l), dev)?;
+        let (cos, sin) = rope_tables(l, dh, c.rope_base, dev)?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let xn = rms_norm(&x, &blk.attn_norm, c.rms_eps)?;
+            let mut proj = |p: Proj, x: &Tensor| self.project(i, p, x, lora, rng.as_deref_mut());
+            let q = rope(&proj(Proj::Q, &xn)?.reshape((b, l, nh, dh))?.transpose(1, 2)?, &cos, &sin)?;
+            let k = rope(&proj(Proj::K, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?, &cos, &sin)?;
+            let v = proj(Proj::V, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?;
+            let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
+            let att = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
+            let o = softmax(&att)?.matmul(&v.contiguous()?)?.transpose(1, 2)?.contiguous()?.reshape((b * l, nh * dh))?;
+            x = (x + proj(Proj::O, &o)?)?;
+            let xn = rms_norm(&x, &blk.ffn_norm, c.rms_eps)?;
+            let ff = (proj(Proj::Gate, &xn)?.silu()? * proj(Proj::Up, &xn)?)?;
+            x = (x + proj(Proj::Down, &ff)?)?;
+        }
+        Ok(rms_norm(&x, &self.norm, c.rms_eps)?.reshape((b, l, h))?)
+    }
+
+    /// `x · W` (+ the adapter's `scale · dropout(x) · A · B` where it has one), `x` as (rows, in).
+    fn project(&self, layer: usize, p: Proj, x: &Tensor, lora: Option<&Lora>, rng: Option<&mut Rng>) -> Result<Tensor> {
+        let base = x.matmul(&self.blocks[layer].w[&p])?;
+        match lora.and_then(|a| a.pair(layer, p).map(|ab| (a, ab))) {
+            None => Ok(base),
+            Some((a, (wa, wb))) => {
+                let xd = match rng {
+                    Some(r) => dropout(x, a.cfg.dropout, r)?,
+                    None => x.clone(),
+                };
+                Ok((base + (xd.matmul(wa)?.matmul(wb)? * a.scale())?)?)
+            }
+        }
+    }
+
+    /// Positions whose next token is an answer token, and those tokens, for rows padded to `l`.
+    fn answer_positions(batch: &[&Example], l: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (mut pos, mut tgt) = (Vec::new(), Vec::new());
+        for (r, ex) in batch.iter().enumerate() {
+            if ex.answer_start == 0 || ex.answer_start >= ex.tokens.len() {
+                return Err(SftError::Invalid(format!(
+                    "example {r}: answer starts at {} of {} tokens (needs a prompt and an answer)",
+                    ex.answer_start,
+                    ex.tokens.len()
+                )));
+            }
+            for t in ex.answer_start..ex.tokens.len() {
+                pos.push((r * l + t - 1) as u32);
+                tgt.push(ex.tokens[t]);
+            }
+        }
+        Ok((pos, tgt))
+    }
+
+    /// Summed cross-entropy of the answer tokens (a scalar) and how many there are: the loss of
+    /// supervised fine-tuning, prompt tokens excluded. The output projection only runs on the positions
+    /// that predict an answer token.
+    pub fn answer_loss(&self, batch: &[&Example], lora: Option<&Lora>, rng: Option<&mut Rng>) -> Result<(Tensor, usize)> {
+        let rows: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
+        let hs = self.hidden(&rows, lora, rng)?;
+        let (b, l, h) = hs.dims3()?;
+        let (pos, tgt) = Self::answer_positions(batch, l)?;
+        let n = pos.len();
+        let sel = hs.reshape((b * l, h))?.index_select(&Tensor::from_vec(pos, n, &self.dev)?, 0)?;
+        let logits = sel.matmul(&self.head)?;
+        Ok(((softmax_cross_entropy(&logits, &tgt)? * n as f64)?, n))
+    }
+
+    /// Log-probability of every answer token of each example (inference: no dropout).
+    pub fn answer_logprobs(&self, batch: &[&Example], lora: Option<&Lora>) -> Result<Vec<Vec<f32>>> {
+        let rows: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
+        let hs = self.hidden(&rows, lora, None)?;
+        let (b, l, h) = hs.dims3()?;
+        let (pos, tgt) = Self::answer_positions(batch, l)?;
+        let n = pos.len();
+        let sel = hs.reshape((b * l, h))?.index_select(&Tensor::from_vec(pos, n, &self.dev)?, 0)?;
+        let lp = log_softmax(&sel.matmul(&self.head)?)?.to_vec2::<f32>()?;
+        let mut out = Vec::with_capacity(b);
+        let mut k = 0;
+        for ex in batch {
+            out.push((0..ex.answer_tokens()).map(|j| lp[k + j][tgt[k + j] as usize]).collect());
+            k += ex.answer_tokens();
+        }
+        Ok(out)
+    }
+}
+
+/// RMSNorm over the last dimension from plain ops.
+fn rms_norm(x: &Tensor, g: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(g)
+}
+
+/// cos / sin of position × frequency, shaped (L, dh/2, 1) for [`rope`].
+fn rope_tables(l: usize, dh: usize, base: f32, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let half = dh / 2;
+    let mut cos = Vec::with_capacity(l * half);
+    let mut sin = Vec::with_capacity(l * half);
+    for p in 0..l {
+        for i in 0..half {
+            let theta = p as f32 * base.powf(-((2 * i) as f32) / dh as f32);
+            cos.push(theta.cos());
+            sin.push(theta.sin());
+        }
+    }
+    Ok((Tensor::from_vec(cos, (l, half, 1), dev)?, Tensor::from_vec(sin, (l, half, 1), dev)?))
+}
+
+/// Interleaved rotary embedding of (B, heads, L, dh): each pair `(x[2i], x[2i+1])` rotated by
+/// position × base^(-2i/dh).
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, n, l, dh) = x.dims4()?;
+    let x = x.contiguous()?.reshape((b, n, l, dh / 2, 2))?;
+    let x0 = x.narrow(4, 0, 1)?;
+    let x1 = x.narrow(4, 1, 1)?;
+    let r0 = (x0.broadcast_mul(cos)? - x1.broadcast_mul(sin)?)?;
+    let r1 = (x0.broadcast_mul(sin)? + x1.broadcast_mul(cos)?)?;
+    Tensor::cat(&[r0, r1], 4)?.reshape((b, n, l, dh))
+}
+
+/// Grouped-query attention: kv head `j` serves query heads `j·rep .. (j+1)·rep`.
+fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
+    if rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, n, l, dh) = x.dims4()?;
+    x.unsqueeze(2)?.broadcast_as((b, n, rep, l, dh))?.contiguous()?.reshape((b, n * rep, l, dh))
+}
