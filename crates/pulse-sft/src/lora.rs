@@ -154,6 +154,41 @@ impl Lora {
     }
 }
 
+impl Lora {
+    /// Writes the adapter in llama.cpp's GGUF LoRA format (`general.type = adapter`, `adapter.lora.alpha`,
+    /// tensors `blk.N.<proj>.weight.lora_a` of ggml shape [input, rank] and `.lora_b` [rank, output], f32),
+    /// so the llama.cpp engine can apply it at full speed. Written to a temporary file and renamed.
+    pub fn save_gguf(&self, path: &Path, arch: &str) -> Result<()> {
+        use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+        let mut keys: Vec<(usize, Proj)> = self.index.keys().copied().collect();
+        keys.sort();
+        let mut owned: Vec<(String, QTensor)> = Vec::new();
+        for (layer, p) in keys {
+            let (a, b) = self.index[&(layer, p)];
+            // candle writes dims reversed: (rank, input) becomes ggml [input, rank]
+            let at = self.vars[a].as_tensor().t()?.contiguous()?;
+            let bt = self.vars[b].as_tensor().t()?.contiguous()?;
+            let base = format!("blk.{layer}.{}.weight", p.gguf());
+            owned.push((format!("{base}.lora_a"), QTensor::quantize(&at, GgmlDType::F32)?));
+            owned.push((format!("{base}.lora_b"), QTensor::quantize(&bt, GgmlDType::F32)?));
+        }
+        let meta = [
+            ("general.architecture", gguf_file::Value::String(arch.to_string())),
+            ("general.type", gguf_file::Value::String("adapter".into())),
+            ("adapter.type", gguf_file::Value::String("lora".into())),
+            ("adapter.lora.alpha", gguf_file::Value::F32(self.cfg.alpha as f32)),
+        ];
+        let meta: Vec<(&str, &gguf_file::Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = owned.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let tmp = path.with_extension("gguf.tmp");
+        let io = |p: &Path, e| SftError::Io { path: p.to_path_buf(), source: e };
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        gguf_file::write(&mut f, &meta, &tensors)?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    }
+}
+
 /// `adapter.safetensors` → `adapter.json`.
 pub fn sidecar(path: &Path) -> std::path::PathBuf {
     path.with_extension("json")

@@ -14,7 +14,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use pulse_data::Rng;
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,8 @@ pub struct LlamaEngine {
     eog: Vec<bool>,
     pieces: Vec<Vec<u8>>,
     opts: EngineOptions,
+    /// A LoRA adapter (GGUF) applied in every context, if attached.
+    adapter: Option<std::sync::Mutex<LlamaLoraAdapter>>,
 }
 
 /// sha256 of a file, hex.
@@ -211,7 +213,24 @@ impl LlamaEngine {
             eog,
             pieces,
             opts,
+            adapter: None,
         })
+    }
+
+    /// Applies a LoRA adapter (llama.cpp's GGUF adapter format, as `pulse sft` writes it) to everything
+    /// this engine computes from now on. The adapter's sha256 becomes part of [`ModelId::key`], so results
+    /// of the tuned model are never mistaken for the base model's.
+    pub fn attach_adapter(&mut self, path: &Path) -> Result<()> {
+        let err = |msg: String| SlmError::Model { path: path.to_path_buf(), msg };
+        if !path.is_file() {
+            return Err(err("no such adapter file".into()));
+        }
+        let sha = file_sha256(path)?;
+        let a = self.model.lora_adapter_init(path).map_err(|e| err(format!("llama.cpp could not load the adapter: {e}")))?;
+        self.adapter = Some(std::sync::Mutex::new(a));
+        let base = if self.id.runtime.is_empty() { String::new() } else { format!("{}+", self.id.runtime) };
+        self.id.runtime = format!("{base}lora:{}", &sha[..16]);
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -309,6 +328,15 @@ impl LlamaEngine {
     }
 
     fn context(&self, n_seqs: usize) -> Result<LlamaContext<'_>> {
+        let mut ctx = self.bare_context(n_seqs)?;
+        if let Some(a) = &self.adapter {
+            let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
+            ctx.lora_adapter_set(&mut a, 1.0).map_err(|e| SlmError::Backend(format!("adapter: {e}")))?;
+        }
+        Ok(ctx)
+    }
+
+    fn bare_context(&self, n_seqs: usize) -> Result<LlamaContext<'_>> {
         let n_seqs = n_seqs.max(1);
         let n_ctx = (n_seqs * self.opts.ctx_per_seq) as u32;
         let params = LlamaContextParams::default()
