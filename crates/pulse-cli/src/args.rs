@@ -43,6 +43,10 @@ pub enum Cmd {
     /// chains of short thoughts, scored in the Thought Space or by the SLM's likelihood) into the store
     /// (resumable: stored users are skipped).
     Tot(TotArgs),
+    /// PULSE step 5: LoRA fine-tuning of the SLM on "history + candidates [+ Let me think: rationale] →
+    /// chosen title" (answer tokens only), resumable; writes the adapter as safetensors and as a llama.cpp
+    /// GGUF adapter.
+    Sft(SftArgs),
     /// Pictures.
     Plot {
         #[command(subcommand)]
@@ -107,6 +111,46 @@ pub struct TotArgs {
     /// Write the run summary (users, tokens, time, mean chain score) as JSON here.
     #[arg(long)]
     pub summary: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SftArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Rationale store (not read by --variant plain unless the config's `require` names methods).
+    #[arg(long, default_value = "runs/rationales.sqlite")]
+    pub store: PathBuf,
+    /// Which rationale the training prompt shows: plain (none), reasons (step-2 rationales),
+    /// tot-likelihood (ToT judged by the SLM), pulse (ToT judged by the Thought Space).
+    #[arg(long, value_enum)]
+    pub variant: VariantArg,
+    /// TOML with any of: max_tokens, require (rationale methods every trained user must have, so all
+    /// variants share users), [prompt] (history, candidates, title_words, rationale_words),
+    /// [train] (lr, epochs, batch_size, micro_batch, checkpoint_every, [train.lora] rank, alpha, dropout, targets).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Most training users (chosen at random, seeded, among those with the required rationales).
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output folder: checkpoints (resumed), examples.jsonl, adapter.safetensors/.json, adapter.gguf,
+    /// summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stop after this many optimizer steps in this call (the run stays resumable).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VariantArg {
+    Plain,
+    Reasons,
+    TotLikelihood,
+    Pulse,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod experiment;
 mod plot;
+mod sft_cmd;
 mod slm_cmd;
 
 use anyhow::{bail, Result};
@@ -77,6 +78,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Rationales(a) => slm_cmd::rationales(a.cmd, a.run, cli.quiet)?,
         Cmd::Thought { cmd } => slm_cmd::thought(cmd)?,
         Cmd::Tot(a) => slm_cmd::tot(a, cli.quiet)?,
+        Cmd::Sft(a) => sft_cmd::sft(a, cli.quiet)?,
         Cmd::Plot { cmd } => plot::run(cmd)?,
     }
     Ok(())

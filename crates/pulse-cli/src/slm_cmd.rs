@@ -108,7 +108,7 @@ pub fn slm(cmd: SlmCmd) -> Result<()> {
 }
 
 /// A progress bar (hidden with --quiet) for a generation stage.
-fn progress_bar(quiet: bool, template: &str) -> indicatif::ProgressBar {
+pub fn progress_bar(quiet: bool, template: &str) -> indicatif::ProgressBar {
     let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
     pb.set_style(indicatif::ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
     pb

@@ -218,3 +218,40 @@ impl Store {
         Ok(n as usize)
     }
 }
+
+/// The rationale of each split user's explained choice (the last training item), keyed by split-user
+/// index: the first of `methods` (in order of preference) the store has for it. Rows of other datasets,
+/// and rows whose target is not the user's last training item (another split), are ignored. Also returns
+/// how many users each method supplied.
+pub fn rationales_by_user(
+    store: &Store,
+    methods: &[String],
+    ds: &pulse_data::Dataset,
+    split: &pulse_data::Split,
+) -> Result<(std::collections::BTreeMap<usize, String>, Vec<(String, usize)>)> {
+    use std::collections::HashMap;
+    let mut want: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, su) in split.users.iter().enumerate() {
+        if su.train.len() >= 2 {
+            let last = *su.train.last().expect("non-empty");
+            want.insert((ds.users[su.user as usize].id.as_str(), ds.items[last as usize].id.as_str()), i);
+        }
+    }
+    let mut chosen = std::collections::BTreeMap::new();
+    let mut counts = Vec::new();
+    for m in methods {
+        let mut n = 0;
+        for r in store.records(Some(m))? {
+            if r.key.dataset != ds.name {
+                continue;
+            }
+            let (Some(rat), Some(&i)) = (r.rationale, want.get(&(r.key.user.as_str(), r.key.target.as_str()))) else { continue };
+            if let std::collections::btree_map::Entry::Vacant(e) = chosen.entry(i) {
+                e.insert(rat);
+                n += 1;
+            }
+        }
+        counts.push((m.clone(), n));
+    }
+    Ok((chosen, counts))
+}

@@ -2,6 +2,7 @@
 //!
 //! [`model::Llama`] is a trainable forward of a GGUF Llama-family model (weights dequantised to f32 and
 //! frozen); [`lora::Lora`] holds the only trainable tensors. The loss covers answer tokens only.
+pub mod data;
 pub mod lora;
 pub mod model;
 pub mod train;

@@ -242,7 +242,7 @@ impl Llama {
 
     /// `x · W` (+ the adapter's `scale · dropout(x) · A · B` where it has one), `x` as (rows, in).
     fn project(&self, layer: usize, p: Proj, x: &Tensor, lora: Option<&Lora>, rng: Option<&mut Rng>) -> Result<Tensor> {
-        let base = x.matmul(&self.blocks[layer].w[&p])?;
+        let base = frozen_matmul(x, &self.blocks[layer].w[&p])?;
         match lora.and_then(|a| a.pair(layer, p).map(|ab| (a, ab))) {
             None => Ok(base),
             Some((a, (wa, wb))) => {
@@ -284,7 +284,7 @@ impl Llama {
         let (pos, tgt) = Self::answer_positions(batch, l)?;
         let n = pos.len();
         let sel = hs.reshape((b * l, h))?.index_select(&Tensor::from_vec(pos, n, &self.dev)?, 0)?;
-        let logits = sel.matmul(&self.head)?;
+        let logits = frozen_matmul(&sel, &self.head)?;
         Ok(((softmax_cross_entropy(&logits, &tgt)? * n as f64)?, n))
     }
 
@@ -304,6 +304,42 @@ impl Llama {
             k += ex.answer_tokens();
         }
         Ok(out)
+    }
+}
+
+/// `x · w` for a frozen `w`, with a backward that only computes `x`'s gradient. (candle's matmul backward
+/// always computes both operands' gradients: for frozen weights that is a third of the training FLOPs
+/// and a weight-sized allocation per projection per step, all thrown away.)
+fn frozen_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let y = x.detach().matmul(w)?;
+    x.apply_op2(&y, GradToInput { w: w.clone() })
+}
+
+/// Passes its second argument (the product computed without a graph) through; the backward sends
+/// `grad · wᵀ` to the first (the input) and nothing to the second.
+struct GradToInput {
+    w: Tensor,
+}
+
+impl candle_core::CustomOp2 for GradToInput {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &candle_core::CpuStorage,
+        _: &candle_core::Layout,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(d) = s else { candle_core::bail!("frozen-matmul needs f32") };
+        let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("frozen-matmul needs a contiguous product") };
+        Ok((candle_core::CpuStorage::F32(d[a..b].to_vec()), l.shape().clone()))
+    }
+
+    fn bwd(&self, _: &Tensor, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(grad.matmul(&self.w.t()?)?), None))
     }
 }
 

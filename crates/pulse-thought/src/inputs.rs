@@ -47,32 +47,8 @@ pub fn rationale_targets(
     space: &ThoughtSpace,
     cache: &mut EmbeddingCache,
 ) -> Result<(HashMap<usize, Vec<f32>>, Vec<(String, usize)>)> {
-    // (user id, target item id) → split index, for users with an explained choice.
-    let mut want: HashMap<(&str, &str), usize> = HashMap::new();
-    for (i, su) in split.users.iter().enumerate() {
-        if su.train.len() >= 2 {
-            let last = *su.train.last().expect("non-empty");
-            want.insert((ds.users[su.user as usize].id.as_str(), ds.items[last as usize].id.as_str()), i);
-        }
-    }
-    let mut chosen: HashMap<usize, String> = HashMap::new();
-    let mut counts = Vec::new();
-    for m in methods {
-        let mut n = 0;
-        for r in store.records(Some(m))? {
-            if r.key.dataset != ds.name {
-                continue;
-            }
-            let (Some(rat), Some(&i)) = (r.rationale, want.get(&(r.key.user.as_str(), r.key.target.as_str()))) else { continue };
-            if let std::collections::hash_map::Entry::Vacant(e) = chosen.entry(i) {
-                e.insert(rat);
-                n += 1;
-            }
-        }
-        counts.push((m.clone(), n));
-    }
-    let mut keys: Vec<usize> = chosen.keys().copied().collect();
-    keys.sort_unstable();
+    let (chosen, counts) = pulse_rationale::store::rationales_by_user(store, methods, ds, split)?;
+    let keys: Vec<usize> = chosen.keys().copied().collect();
     let texts: Vec<&str> = keys.iter().map(|k| chosen[k].as_str()).collect();
     let e = cache.get_or_encode(enc, &texts, 32)?;
     cache.save()?;

@@ -1,0 +1,67 @@
+//! SFT texts on the bundled Luxury Beauty data: the method's prompt shape, candidates that never leak the
+//! user's other items, identical users/candidates across variants, and token boundaries.
+use pulse_data::{LoadOptions, Split};
+use pulse_sft::data::{build, candidates, select_users, thinking_prefix, SftPrompt};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+fn lb() -> (pulse_data::Dataset, Split) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/amazon2018-luxury-beauty");
+    let ds = pulse_data::load(&dir, &LoadOptions::default()).unwrap();
+    let split = Split::leave_one_out(&ds);
+    (ds, split)
+}
+
+#[test]
+fn candidates_hold_the_target_and_nothing_the_user_touched() {
+    let (_, split) = lb();
+    for idx in [0, 7, 100, 2000] {
+        let su = &split.users[idx];
+        let target = *su.train.last().unwrap();
+        let c = candidates(&split, idx, target, 10, 42, "sft-candidates").unwrap();
+        assert_eq!(c.len(), 10);
+        assert_eq!(c.iter().collect::<HashSet<_>>().len(), 10, "distinct");
+        assert_eq!(c.iter().filter(|&&i| i == target).count(), 1);
+        let touched: HashSet<u32> = su.train.iter().copied().chain([su.valid, su.test]).collect();
+        assert!(c.iter().all(|i| *i == target || !touched.contains(i)));
+        // seeded per user: same again, different with another seed
+        assert_eq!(c, candidates(&split, idx, target, 10, 42, "sft-candidates").unwrap());
+        assert_ne!(c, candidates(&split, idx, target, 10, 43, "sft-candidates").unwrap());
+    }
+}
+
+#[test]
+fn variants_share_users_and_candidates_and_differ_only_in_the_prefix() {
+    let (ds, split) = lb();
+    // pretend rationales exist for every third eligible user
+    let rats: BTreeMap<usize, String> =
+        (0..split.users.len()).filter(|i| i % 3 == 0 && split.users[*i].train.len() >= 2).map(|i| (i, format!("user {i} likes rose scents."))).collect();
+    let users = select_users(&split, &[&rats], 40, 7);
+    assert_eq!(users.len(), 40);
+    assert!(users.windows(2).all(|w| w[0] < w[1]) && users.iter().all(|u| rats.contains_key(u)));
+    let o = SftPrompt::default();
+    let plain = build(&ds, &split, &users, None, &o, 42).unwrap();
+    let reasons = build(&ds, &split, &users, Some(&rats), &o, 42).unwrap();
+    for (p, r) in plain.iter().zip(&reasons) {
+        assert_eq!((&p.user, &p.target, &p.user_turn, &p.answer), (&r.user, &r.target, &r.user_turn, &r.answer));
+        assert_eq!(p.prefix, "The recommendation is ");
+        assert!(r.prefix.starts_with("Let me think: user ") && r.prefix.ends_with("likes rose scents. The recommendation is "), "{}", r.prefix);
+        let lines: Vec<&str> = p.user_turn.lines().collect();
+        assert!(lines[0].starts_with("interacted items: ") && lines[1].starts_with("candidate items: "));
+        assert_eq!(lines[1].matches("; ").count(), 9, "10 candidates");
+        assert!(lines[0].matches("; ").count() <= 4, "at most 5 history titles");
+        assert!(lines[1].contains(&p.answer), "the answer is among the candidates");
+    }
+    // a user without a rationale is an error, not a silent plain example
+    let missing = (0..split.users.len()).find(|i| !rats.contains_key(i) && split.users[*i].train.len() >= 2).unwrap();
+    let e = build(&ds, &split, &[missing], Some(&rats), &o, 42).err().unwrap().to_string();
+    assert!(e.contains("no rationale for user"), "{e}");
+}
+
+#[test]
+fn thinking_prefix_clips_and_ends_cleanly() {
+    assert_eq!(thinking_prefix(None, 5), "The recommendation is ");
+    assert_eq!(thinking_prefix(Some("   "), 5), "The recommendation is ");
+    assert_eq!(thinking_prefix(Some("She loves roses."), 5), "Let me think: She loves roses. The recommendation is ");
+    assert_eq!(thinking_prefix(Some("a b c d e f g"), 3), "Let me think: a b c …. The recommendation is ");
+}
