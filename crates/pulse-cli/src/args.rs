@@ -358,6 +358,10 @@ pub enum ModelArg {
     /// PULSE-TS: the same plus the contrastive term aligning the user state with the rationale in the
     /// Thought Space ([pulse_ts] store / space in the config).
     PulseTs,
+    /// The SLM as a ranker (cand protocols only): each candidate title scored by its log-likelihood after
+    /// the test prompt; `--adapter` applies a `pulse sft` adapter (PULSE and its ablations), none = the
+    /// base model zero-shot.
+    Slm,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,6 +416,15 @@ pub struct EvalArgs {
     /// Bootstrap resamples for the per-metric 95% CIs in the report (0 = none).
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
+    /// Evaluate a fixed, seeded sample of this many test users (default: all; --model slm: 1000).
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// --model slm: the GGUF model.
+    #[arg(long, default_value = pulse_slm::DEFAULT_MODEL)]
+    pub slm: PathBuf,
+    /// --model slm: a LoRA adapter in GGUF (`pulse sft --out DIR` writes DIR/adapter.gguf).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -95,7 +95,8 @@ pub fn parse_model(s: &str) -> Result<ModelArg> {
         "text" => ModelArg::Text,
         "pulse-ts-norat" => ModelArg::PulseTsNorat,
         "pulse-ts" => ModelArg::PulseTs,
-        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat or pulse-ts)"),
+        "slm" => ModelArg::Slm,
+        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts or slm)"),
     })
 }
 
@@ -106,6 +107,7 @@ pub fn model_name(m: ModelArg) -> &'static str {
         ModelArg::Text => "text",
         ModelArg::PulseTsNorat => "pulse-ts-norat",
         ModelArg::PulseTs => "pulse-ts",
+        ModelArg::Slm => "slm",
     }
 }
 
@@ -223,6 +225,38 @@ pub fn default_checkpoint_dir(l: &Loaded, cfg: &SasRecConfig, seed: u64) -> Path
     PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint)).join(format!("sasrec-{}-seed{seed}", short_hash(&c)))
 }
 
+/// A fixed, seeded sample of `n` split users (sorted), or all of them when `n` is at least that many.
+pub fn sample_users(l: &Loaded, n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..l.split.users.len()).collect();
+    if n < idx.len() {
+        pulse_data::Rng::derive(seed, "eval-users").shuffle(&mut idx);
+        idx.truncate(n);
+        idx.sort_unstable();
+    }
+    idx
+}
+
+/// The SLM ranker (optionally with a LoRA adapter), its score cache under runs/.
+pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>) -> Result<Trained> {
+    let m = crate::args::ModelArgs { model: model.to_path_buf(), weights: crate::args::WeightsArg::F16, threads: 0, batch: 32, ctx: 1024 };
+    let mut engine = crate::slm_cmd::load_engine(&m)?;
+    if let Some(a) = adapter {
+        engine.attach_adapter(a)?;
+    }
+    let id = pulse_slm::Generator::model(&engine).clone();
+    let dir = PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint));
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let cache = dir.join("slm-scores.jsonl");
+    let cfg = pulse_sft::rank::RankConfig::default();
+    let r = pulse_sft::rank::SlmRanker::new("slm", engine, &l.ds, cfg.clone(), Some(&cache))?;
+    tracing::info!("slm ranker: {} ({}), {} rows already scored in {}", id.name, id.key(), r.cached(), cache.display());
+    Ok(Trained {
+        model: Box::new(r),
+        config: serde_json::json!({ "slm": id, "adapter": adapter, "rank": cfg, "prompt_version": pulse_sft::rank::RANK_PROMPT_VERSION }),
+        meta: serde_json::json!({ "score_cache": cache }),
+    })
+}
+
 pub fn default_candidates(l: &Loaded, n: usize, seed: u64) -> PathBuf {
     PathBuf::from("candidates").join(format!("{}-{}", l.ds.name, l.split.fingerprint)).join(format!("cand{n}-seed{seed}.tsv"))
 }
@@ -306,6 +340,7 @@ pub fn train_model(
 ) -> Result<Trained> {
     let t0 = Instant::now();
     Ok(match kind {
+        ModelArg::Slm => bail!("the slm ranker is built by `pulse eval --model slm` (experiments: not yet)"),
         ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs => {
             let (cfg, inputs, align, mut meta) = text_model_inputs(kind, l, sasrec, ts)?;
             let dir = checkpoint_dir.unwrap_or_else(|| {
@@ -378,6 +413,7 @@ pub fn run_protocol(
     seed: u64,
     candidates: Option<PathBuf>,
     bootstrap: usize,
+    users: Option<&[usize]>,
     quiet: bool,
 ) -> Result<EvalOutput> {
     let t0 = Instant::now();
@@ -388,8 +424,9 @@ pub fn run_protocol(
         }
         Protocol::Full { .. } => None,
     };
-    let pb = crate::progress(quiet, l.split.users.len() as u64, &format!("eval {model} {}", p.name()));
-    let ranks = evaluate(t.model.as_ref(), &l.split, Stage::Test, p, cands.as_ref(), None, &mut |d, _| pb.set_position(d as u64))?;
+    let n = users.map_or(l.split.users.len(), <[usize]>::len);
+    let pb = crate::progress(quiet, n as u64, &format!("eval {model} {}", p.name()));
+    let ranks = evaluate(t.model.as_ref(), &l.split, Stage::Test, p, cands.as_ref(), users, &mut |d, _| pb.set_position(d as u64))?;
     pb.finish_and_clear();
     let names = metric_names(&p);
     let metrics = metrics_from_ranks(&ranks, &names);
@@ -415,10 +452,15 @@ pub fn run_protocol(
             "protocol": p,
             "candidates": cands.as_ref().map(|c| serde_json::json!({"n": c.n, "seed": c.seed})),
             "bootstrap_resamples": bootstrap,
+            "users_sampled": users.map(<[usize]>::len),
             "model": t.config,
         }),
     };
-    let users = l.split.users.iter().map(|u| l.ds.users[u.user as usize].id.clone()).collect();
+    let id = |i: usize| l.ds.users[l.split.users[i].user as usize].id.clone();
+    let users = match users {
+        Some(u) => u.iter().map(|&i| id(i)).collect(),
+        None => (0..l.split.users.len()).map(id).collect(),
+    };
     Ok(EvalOutput { report, ranks: RankFile { users, ranks }, eval_seconds: t0.elapsed().as_secs_f64() })
 }
 

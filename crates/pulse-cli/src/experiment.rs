@@ -88,7 +88,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
                 trained = Some(train_model(kind, &l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet)?);
             }
             let t = trained.as_ref().unwrap();
-            let o = run_protocol(&l, t, m, p, c.seed, None, c.bootstrap, quiet)?;
+            let o = run_protocol(&l, t, m, p, c.seed, None, c.bootstrap, None, quiet)?;
             write_outputs(&out, &o, t)?;
         }
     }

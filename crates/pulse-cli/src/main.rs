@@ -65,8 +65,21 @@ fn run(cli: Cli) -> Result<()> {
             let p = protocol(a.protocol, !a.no_mask_history);
             let l = load_data(&spec)?;
             let ts = ts_config(a.config.as_deref())?;
-            let t = train_model(a.model, &l, &sasrec, &ts, a.seed, a.checkpoint_dir.clone(), cli.quiet)?;
-            let o = run_protocol(&l, &t, model_name(a.model), p, a.seed, a.candidates.clone(), a.bootstrap, cli.quiet)?;
+            let users = match (a.model, a.users) {
+                (_, Some(n)) => Some(sample_users(&l, n, a.seed)),
+                (args::ModelArg::Slm, None) => Some(sample_users(&l, 1000, a.seed)),
+                _ => None,
+            };
+            let t = match a.model {
+                args::ModelArg::Slm => {
+                    if matches!(p, pulse_eval::Protocol::Full { .. }) {
+                        bail!("--model slm ranks candidate lists only: use --protocol cand5 or cand20");
+                    }
+                    slm_ranker(&l, &a.slm, a.adapter.as_deref())?
+                }
+                _ => train_model(a.model, &l, &sasrec, &ts, a.seed, a.checkpoint_dir.clone(), cli.quiet)?,
+            };
+            let o = run_protocol(&l, &t, model_name(a.model), p, a.seed, a.candidates.clone(), a.bootstrap, users.as_deref(), cli.quiet)?;
             write_outputs(&a.out, &o, &t)?;
             let m = &o.report.metrics;
             let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();

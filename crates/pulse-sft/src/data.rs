@@ -97,12 +97,13 @@ pub fn title(ds: &Dataset, item: u32, words: usize) -> String {
 
 /// The user turn: history and candidates, titles clipped.
 pub fn user_turn(ds: &Dataset, history: &[u32], candidates: &[u32], title_words: usize) -> String {
-    let t = |i: &u32| title(ds, *i, title_words);
-    format!(
-        "interacted items: {}\ncandidate items: {}",
-        history.iter().map(t).collect::<Vec<_>>().join("; "),
-        candidates.iter().map(t).collect::<Vec<_>>().join("; ")
-    )
+    let t = |ids: &[u32]| ids.iter().map(|&i| title(ds, i, title_words)).collect::<Vec<_>>();
+    user_turn_titles(&t(history), &t(candidates))
+}
+
+/// The user turn from titles as shown (training and the ranker's test prompt share it).
+pub fn user_turn_titles(history: &[String], candidates: &[String]) -> String {
+    format!("interacted items: {}\ncandidate items: {}", history.join("; "), candidates.join("; "))
 }
 
 /// "Let me think: <rationale>. The recommendation is " (or just the last part without a rationale).
