@@ -119,7 +119,7 @@ pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
     let model = Llama::load_gguf(&a.model.model)?;
     tracing::info!("{} dequantised to f32 for training in {:.1}s", base.name, t.elapsed().as_secs_f64());
     let pb = progress_bar(quiet, "sft [{bar:30}] {pos}/{len} steps, loss {msg} eta {eta}");
-    let opts = TrainOptions { seed: a.seed, dir: a.out.join("checkpoint"), fingerprint: fingerprint.clone(), stop_after_steps: a.max_steps };
+    let opts = TrainOptions { seed: a.seed, dir: a.out.clone(), fingerprint: fingerprint.clone(), stop_after_steps: a.max_steps };
     let (lora, s) = pulse_sft::train(&model, &examples, &cfg.train, &opts, &mut |step, total, loss| {
         pb.set_length(total as u64);
         pb.set_position(step as u64);

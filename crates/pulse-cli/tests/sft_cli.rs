@@ -1,0 +1,92 @@
+//! `pulse sft` and `pulse eval --model slm` as a user runs them, on the real SmolLM2 weights with a tiny
+//! budget: a run stopped after one step resumes and finishes, writes both adapter formats, and the tuned
+//! model ranks candidates through llama.cpp. Rationales come from the real rationale stage with a scripted
+//! generator.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pulse_data::{LoadOptions, Split};
+use pulse_rationale::{run, RationaleConfig, RunOptions, Store};
+use pulse_slm::scripted::Scripted;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn pulse_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(dir).env("RUST_LOG", "error").args(args).output().unwrap()
+}
+
+#[test]
+fn sft_resumes_and_the_tuned_model_ranks() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let model = root().join(pulse_slm::DEFAULT_MODEL);
+    assert!(model.is_file(), "{} missing: run `bash scripts/fetch_models.sh` first", model.display());
+    let store_path = d.path().join("r.sqlite");
+    {
+        let ds = pulse_data::load(&data, &LoadOptions::default()).unwrap();
+        let split = Split::leave_one_out(&ds);
+        let store = Store::open(&store_path).unwrap();
+        let mut g = Scripted::new(|_, _| "She wants a gentle cream.\"}".to_string());
+        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: Some(12) }, &store, &mut |_| {}).unwrap();
+    }
+    let cfg = d.path().join("sft.toml");
+    std::fs::write(
+        &cfg,
+        "max_tokens = 200\n[prompt]\nhistory = 2\ncandidates = 4\ntitle_words = 4\nrationale_words = 8\n\
+         [train]\nbatch_size = 1\nmicro_batch = 1\ncheckpoint_every = 1\nlr = 1e-3\n[train.lora]\nrank = 4\n",
+    )
+    .unwrap();
+    let out = d.path().join("sft");
+    let (st, cf, o, da, mo) =
+        (store_path.to_str().unwrap(), cfg.to_str().unwrap(), out.to_str().unwrap(), data.to_str().unwrap(), model.to_str().unwrap());
+    let base = ["-q", "sft", "--data", da, "--model", mo, "--variant", "reasons", "--store", st, "--config", cf, "--users", "3", "--out", o];
+    let mut first = base.to_vec();
+    first.extend(["--max-steps", "1"]);
+    let r = pulse_in(d.path(), &first);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("step 1/3,"), "{}", String::from_utf8_lossy(&r.stdout));
+    assert!(!out.join("adapter.gguf").exists() && out.join("state.json").is_file());
+    let r = pulse_in(d.path(), &base);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("step 3/3 (finished)"), "{}", String::from_utf8_lossy(&r.stdout));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["train"]["resumed_from_step"], 1);
+    assert_eq!(s["train"]["loss"].as_array().unwrap().len(), 3);
+    assert_eq!(s["users"], 3);
+    assert_eq!(s["config"]["train"]["lora"]["alpha"], 16.0, "defaults filled in");
+    let ex = std::fs::read_to_string(out.join("examples.jsonl")).unwrap();
+    assert_eq!(ex.lines().count(), 3);
+    assert!(ex.contains("Let me think: She wants a gentle cream. The recommendation is "), "{ex}");
+    assert!(out.join("adapter.safetensors").is_file() && out.join("adapter.json").is_file());
+    let gguf = out.join("adapter.gguf");
+    assert_eq!(&std::fs::read(&gguf).unwrap()[..4], b"GGUF");
+
+    // the tuned model ranks candidates (llama.cpp + adapter); the score cache lands under runs/
+    let rep = d.path().join("slm-cand5.json");
+    let r = pulse_in(
+        d.path(),
+        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--out", rep.to_str().unwrap()],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(v["n_users"], 4);
+    let hr = v["metrics"]["hr@1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&hr));
+    assert!(v["config"]["model"]["slm"]["runtime"].as_str().unwrap().contains("lora:"), "{}", v["config"]["model"]);
+    let cache = std::fs::read_dir(d.path().join("runs")).unwrap().flatten().next().unwrap().path().join("slm-scores.jsonl");
+    assert_eq!(std::fs::read_to_string(cache).unwrap().lines().count(), 4);
+
+    // bad input: one line, non-zero exit
+    for (args, needle) in [
+        (vec!["sft", "--data", da, "--model", mo, "--variant", "pulse", "--store", st, "--users", "3", "--out", "x"], "has all of [\"tot-space\"]"),
+        (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "full", "--out", "y.json"], "candidate lists only"),
+    ] {
+        let r = pulse_in(d.path(), &args);
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{e}");
+        assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
+    }
+    assert!(!d.path().join("x/adapter.gguf").exists());
+}
