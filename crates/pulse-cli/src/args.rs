@@ -425,6 +425,14 @@ pub struct EvalArgs {
     /// --model slm: a LoRA adapter in GGUF (`pulse sft --out DIR` writes DIR/adapter.gguf).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// --model slm: also the paper's protocol — generate (T 0.3, top-p 0.9), hit if the normalised true
+    /// title is in the output — written beside the report as <out>.generate.json (+ .jsonl of texts).
+    #[arg(long)]
+    pub generate: bool,
+    /// --model slm: write the model's "Let me think" rationale and its top-ranked item for the first N
+    /// evaluated users to <out>.explain.jsonl.
+    #[arg(long, default_value_t = 0)]
+    pub explain: usize,
 }
 
 #[derive(Args, Debug)]

@@ -81,6 +81,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             let o = run_protocol(&l, &t, model_name(a.model), p, a.seed, a.candidates.clone(), a.bootstrap, users.as_deref(), cli.quiet)?;
             write_outputs(&a.out, &o, &t)?;
+            if a.model == args::ModelArg::Slm && (a.generate || a.explain > 0) {
+                slm_extras(&a, &l, &t, p, users.as_deref().unwrap_or(&[]))?;
+            }
             let m = &o.report.metrics;
             let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
             println!("{} {} {} (n={}): {}", o.report.dataset, o.report.model, o.report.protocol, o.report.n_users, line.join("  "));
@@ -93,6 +96,54 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Tot(a) => slm_cmd::tot(a, cli.quiet)?,
         Cmd::Sft(a) => sft_cmd::sft(a, cli.quiet)?,
         Cmd::Plot { cmd } => plot::run(cmd)?,
+    }
+    Ok(())
+}
+
+/// `pulse eval --model slm --generate / --explain N`: the paper's generation protocol beside the
+/// likelihood ranking, and rationales shown with the top-ranked item.
+fn slm_extras(a: &args::EvalArgs, l: &Loaded, t: &Trained, p: pulse_eval::Protocol, users: &[usize]) -> Result<()> {
+    use pulse_sft::rank::{Row, SlmRanker};
+    let Some(r) = t.model.as_any().and_then(|x| x.downcast_ref::<SlmRanker>()) else { bail!("not an SLM ranker") };
+    let pulse_eval::Protocol::Cand { n } = p else { bail!("--generate / --explain need a candidate protocol") };
+    let path = a.candidates.clone().unwrap_or_else(|| default_candidates(l, n, a.seed));
+    let cands = pulse_eval::CandidateSet::load_or_draw(&l.ds, &l.split, n, a.seed, &path)?;
+    let queries: Vec<(Vec<u32>, u32)> = users.iter().map(|&u| l.split.users[u].query(pulse_data::Stage::Test)).collect();
+    let rows: Vec<Row<'_>> =
+        users.iter().zip(&queries).map(|(&u, (h, tg))| Row { history: h, candidates: &cands.lists[u], target: *tg }).collect();
+    let uid = |u: usize| l.ds.users[l.split.users[u].user as usize].id.clone();
+    let side = |ext: &str| a.out.with_extension(ext);
+    if a.generate {
+        let mut hits = Vec::with_capacity(rows.len());
+        let mut lines = String::new();
+        for (k, chunk) in rows.chunks(32).enumerate() {
+            for (j, g) in r.generate_hits(chunk, a.seed.wrapping_add((k * 32) as u64))?.into_iter().enumerate() {
+                let i = k * 32 + j;
+                lines.push_str(&serde_json::to_string(&serde_json::json!({ "user": uid(users[i]), "truth": r.title_of(rows[i].target), "output": g.text, "hit": g.hit }))?);
+                lines.push('\n');
+                hits.push(if g.hit { 1.0 } else { 0.0 });
+            }
+        }
+        let ci = pulse_eval::bootstrap_mean(&hits, a.bootstrap.max(200), a.seed);
+        let rate = hits.iter().sum::<f64>() / hits.len().max(1) as f64;
+        pulse_eval::write_atomic(&side("generate.jsonl"), lines.as_bytes())?;
+        let rep = serde_json::json!({ "protocol": format!("{}-generate", p.name()), "n_users": hits.len(), "hit_rate": rate, "ci95": [ci.lo, ci.hi],
+            "sampling": { "temperature": 0.3, "top_p": 0.9, "max_tokens": 32 }, "seed": a.seed, "model": t.config });
+        pulse_eval::write_atomic(&side("generate.json"), serde_json::to_string_pretty(&rep)?.as_bytes())?;
+        println!("{} slm {}-generate (n={}): hit@1 {rate:.4} [{:.3}, {:.3}] → {}", l.ds.name, p.name(), hits.len(), ci.lo, ci.hi, side("generate.json").display());
+    }
+    if a.explain > 0 {
+        let rows = &rows[..a.explain.min(rows.len())];
+        let texts = r.explain(rows, a.seed)?;
+        let mut lines = String::new();
+        for (i, (row, why)) in rows.iter().zip(texts).enumerate() {
+            let s = r.score_row(row.history, row.candidates)?;
+            let top = (0..s.len()).max_by(|&x, &y| s[x].total_cmp(&s[y])).map(|j| row.candidates[j]).unwrap_or(row.target);
+            lines.push_str(&serde_json::to_string(&serde_json::json!({ "user": uid(users[i]), "recommended": r.title_of(top), "why": why, "truth": r.title_of(row.target) }))?);
+            lines.push('\n');
+        }
+        pulse_eval::write_atomic(&side("explain.jsonl"), lines.as_bytes())?;
+        println!("{} explanations → {}", rows.len(), side("explain.jsonl").display());
     }
     Ok(())
 }

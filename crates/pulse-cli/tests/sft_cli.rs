@@ -67,7 +67,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     let rep = d.path().join("slm-cand5.json");
     let r = pulse_in(
         d.path(),
-        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--out", rep.to_str().unwrap()],
+        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--generate", "--explain", "2", "--out", rep.to_str().unwrap()],
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
@@ -75,6 +75,18 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     let hr = v["metrics"]["hr@1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&hr));
     assert!(v["config"]["model"]["slm"]["runtime"].as_str().unwrap().contains("lora:"), "{}", v["config"]["model"]);
+    let g: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("slm-cand5.generate.json")).unwrap()).unwrap();
+    assert_eq!(g["n_users"], 4);
+    let texts = std::fs::read_to_string(d.path().join("slm-cand5.generate.jsonl")).unwrap();
+    assert_eq!(texts.lines().count(), 4);
+    let hits = texts.lines().filter(|l| l.contains("\"hit\":true")).count() as f64;
+    assert_eq!(g["hit_rate"].as_f64().unwrap(), hits / 4.0);
+    let why = std::fs::read_to_string(d.path().join("slm-cand5.explain.jsonl")).unwrap();
+    assert_eq!(why.lines().count(), 2);
+    for l in why.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(!v["recommended"].as_str().unwrap().is_empty() && v["why"].is_string(), "{l}");
+    }
     let cache = std::fs::read_dir(d.path().join("runs")).unwrap().flatten().next().unwrap().path().join("slm-scores.jsonl");
     assert_eq!(std::fs::read_to_string(cache).unwrap().lines().count(), 4);
 

@@ -64,6 +64,11 @@ pub trait Recommender {
     fn batch_size(&self) -> usize {
         256
     }
+
+    /// The concrete model, for callers that need more than ranking (e.g. an SLM's explanations).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temp file + rename), so a crash never leaves a half-written file.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Bump when the test prompt changes (part of every cached score's key).
-pub const RANK_PROMPT_VERSION: &str = "rank-v1";
+pub const RANK_PROMPT_VERSION: &str = "rank-v2";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,12 +69,18 @@ impl SlmRanker {
         Ok(SlmRanker { name: name.to_string(), engine: Mutex::new(engine), titles, cfg, key, cache: Mutex::new((map, cache.map(Path::to_path_buf))) })
     }
 
-    /// The test prompt for a history and a candidate list.
+    /// The test prompt for a history and a candidate list. Candidate files put the true item first, so
+    /// the prompt shows the list in an order shuffled by a seed derived from the list itself (the same
+    /// list always reads the same; a language model must not learn "the first one").
     pub fn prompt(&self, history: &[u32], candidates: &[u32]) -> Prompt {
+        self.prompt_with(history, candidates, "The recommendation is ")
+    }
+
+    fn prompt_with(&self, history: &[u32], candidates: &[u32], opening: &str) -> Prompt {
         let h = &history[history.len().saturating_sub(self.cfg.history)..];
         Prompt::Chat(vec![
-            ChatMessage::user(user_turn_from(&self.titles, h, candidates)),
-            ChatMessage::assistant("The recommendation is "),
+            ChatMessage::user(user_turn_from(&self.titles, h, &shown_order(candidates))),
+            ChatMessage::assistant(opening),
         ])
     }
 
@@ -115,6 +121,97 @@ impl SlmRanker {
     }
 }
 
+/// `candidates` in the order a prompt shows them: shuffled with a seed taken from the list.
+pub fn shown_order(candidates: &[u32]) -> Vec<u32> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in candidates {
+        for b in c.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let mut v = candidates.to_vec();
+    pulse_data::Rng::derive(h, "rank-shown-order").shuffle(&mut v);
+    v
+}
+
+/// Lower-case words of letters and digits, single-spaced: what the paper's hit test compares.
+pub fn normalise(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_alphanumeric() { c.to_lowercase().next().unwrap_or(c) } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One test row for the generation protocol / explanations.
+pub struct Row<'a> {
+    pub history: &'a [u32],
+    pub candidates: &'a [u32],
+    pub target: u32,
+}
+
+/// What the model wrote for a row and whether it counts as a hit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Generated {
+    pub text: String,
+    pub hit: bool,
+}
+
+impl SlmRanker {
+    /// The paper's protocol: after the test prompt the model *generates* (T = 0.3, top-p 0.9, ≤ 32 tokens,
+    /// one sample per row, seeded per row); a hit when the normalised true title appears in the normalised
+    /// output. (Substring matching over sampled text can over-count; the likelihood ranking is the exact
+    /// measure, this one is reported beside it for comparison with the paper.)
+    pub fn generate_hits(&self, rows: &[Row<'_>], seed: u64) -> Result<Vec<Generated>> {
+        let params = pulse_slm::SamplingParams { temperature: 0.3, top_k: 0, top_p: 0.9, max_tokens: 32, stop: vec!["\n".into()], ignore_eos: false };
+        let reqs: Vec<pulse_slm::GenRequest> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| pulse_slm::GenRequest { prompt: self.prompt(r.history, r.candidates), n: 1, seed: seed.wrapping_add(i as u64), params: params.clone() })
+            .collect();
+        let out = self.engine.lock().unwrap_or_else(|e| e.into_inner()).generate_all(&reqs).map_err(|e| SftError::Invalid(e.to_string()))?;
+        Ok(rows
+            .iter()
+            .zip(out)
+            .map(|(r, g)| {
+                let text = g.into_iter().next().map(|g| g.text).unwrap_or_default();
+                let truth = normalise(&self.titles[r.target as usize]);
+                Generated { hit: !truth.is_empty() && normalise(&text).contains(&truth), text }
+            })
+            .collect())
+    }
+
+    /// The model's "Let me think" rationale before it names an item (T = 0.3, top-p 0.9, ≤ 60 tokens,
+    /// cut where it starts "The recommendation is"), for each row: the reason shown with a recommendation.
+    pub fn explain(&self, rows: &[Row<'_>], seed: u64) -> Result<Vec<String>> {
+        let params = pulse_slm::SamplingParams {
+            temperature: 0.3,
+            top_k: 0,
+            top_p: 0.9,
+            max_tokens: 60,
+            stop: vec!["The recommendation is".into(), "\n".into()],
+            ignore_eos: false,
+        };
+        let reqs: Vec<pulse_slm::GenRequest> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let prompt = self.prompt_with(r.history, r.candidates, "Let me think: ");
+                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: params.clone() }
+            })
+            .collect();
+        let out = self.engine.lock().unwrap_or_else(|e| e.into_inner()).generate_all(&reqs).map_err(|e| SftError::Invalid(e.to_string()))?;
+        Ok(out.into_iter().map(|g| g.into_iter().next().map(|g| g.text.trim().trim_end_matches('.').to_string()).unwrap_or_default()).collect())
+    }
+
+    /// The title an item is shown with.
+    pub fn title_of(&self, item: u32) -> &str {
+        &self.titles[item as usize]
+    }
+}
+
 fn user_turn_from(titles: &[String], history: &[u32], candidates: &[u32]) -> String {
     let t = |ids: &[u32]| ids.iter().map(|&i| titles[i as usize].clone()).collect::<Vec<_>>();
     user_turn_titles(&t(history), &t(candidates))
@@ -133,10 +230,32 @@ impl Recommender for SlmRanker {
     fn batch_size(&self) -> usize {
         4
     }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn candidates_are_shown_in_a_list_seeded_order_not_target_first() {
+        let lists: Vec<Vec<u32>> = (0..200u32).map(|i| vec![i, 1000 + i, 2000 + i, 3000 + i, 4000 + i]).collect();
+        let first_is_target = lists.iter().filter(|l| super::shown_order(l)[0] == l[0]).count();
+        assert!((20..=60).contains(&first_is_target), "target shown first {first_is_target} of 200 times (expected ~40)");
+        for l in &lists[..5] {
+            let mut s = super::shown_order(l);
+            assert_eq!(s, super::shown_order(l), "stable");
+            s.sort_unstable();
+            assert_eq!(&s, l, "a permutation");
+        }
+    }
+
+    #[test]
+    fn normalise_keeps_words_only() {
+        assert_eq!(super::normalise("  Rose-Lip BALM, 3.5 oz! "), "rose lip balm 3 5 oz");
+        assert!(super::normalise("I recommend: Rose lip balm, 3.5 oz.").contains(&super::normalise("Rose-Lip BALM, 3.5 oz")));
+    }
+
     #[test]
     fn the_test_prompt_matches_the_training_user_turn() {
         let titles: Vec<String> = ["A b", "C", "D e f", "G"].iter().map(|s| s.to_string()).collect();
