@@ -4,7 +4,7 @@
 //! `<model>-<protocol>.json` (+ `.ranks.tsv`, `.meta.json`) per row, and `table.md`, which the README's
 //! tables are generated from. Rows already evaluated with the same resolved config are skipped.
 use crate::commands::*;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use pulse_baselines::SasRecConfig;
 use pulse_eval::{paired_bootstrap, per_user_value, EvalReport, RankFile};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,54 @@ pub struct ExperimentConfig {
     /// Text side of text / pulse-ts-norat / pulse-ts.
     #[serde(default)]
     pub pulse_ts: TsConfig,
+    /// SLM rows: `slm` (the base model zero-shot), `sft-plain`, `sft-reasons`, `sft-tot-likelihood`,
+    /// `pulse` (LoRA-tuned on [slm] train data, then ranking candidates by likelihood).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slm: Option<SlmSection>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlmSection {
+    #[serde(default = "default_slm")]
+    pub model: PathBuf,
+    /// Rationale store the SFT variants read.
+    pub store: PathBuf,
+    /// `pulse sft` config (prompt, training, required methods).
+    pub sft: PathBuf,
+    /// Training users for SFT.
+    #[serde(default = "default_train_users")]
+    pub train_users: usize,
+    /// Fixed, seeded sample of test users the SLM rows are scored on (every row of the table uses the
+    /// same candidate files; paired differences use the users both rows have).
+    #[serde(default = "default_eval_users")]
+    pub eval_users: usize,
+    /// Where SFT trains (cross-domain: another dataset); default: the experiment's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_data: Option<DataSpec>,
+}
+
+fn default_slm() -> PathBuf {
+    PathBuf::from(pulse_slm::DEFAULT_MODEL)
+}
+fn default_train_users() -> usize {
+    500
+}
+fn default_eval_users() -> usize {
+    1000
+}
+
+/// `Some(None)`: the base SLM; `Some(Some(v))`: an SFT variant; `None`: not an SLM row.
+pub fn slm_row(name: &str) -> Option<Option<pulse_sft::data::Variant>> {
+    use pulse_sft::data::Variant;
+    Some(match name {
+        "slm" => None,
+        "sft-plain" => Some(Variant::Plain),
+        "sft-reasons" => Some(Variant::Reasons),
+        "sft-tot-likelihood" => Some(Variant::TotLikelihood),
+        "pulse" => Some(Variant::Pulse),
+        _ => return None,
+    })
 }
 
 fn default_seed() -> u64 {
@@ -55,7 +103,17 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     c.sasrec.validate()?;
     c.pulse_ts.sasrec_for_text(&c.sasrec).with_context(|| path.display().to_string())?;
     for m in &c.models {
-        parse_model(m).with_context(|| format!("{}: models", path.display()))?;
+        match slm_row(m) {
+            Some(_) if c.slm.is_none() => bail!("{}: model {m} needs an [slm] table (store, sft)", path.display()),
+            Some(_) => {}
+            None => {
+                parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
+            }
+        }
+    }
+    if let Some(sl) = &c.slm {
+        let f: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
+        f.validate().with_context(|| sl.sft.display().to_string())?;
     }
     for p in &c.protocols {
         parse_protocol(p, true).with_context(|| format!("{}: protocols", path.display()))?;
@@ -72,6 +130,10 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     let l = load_data(&c.data)?;
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for m in &c.models {
+        if let Some(var) = slm_row(m) {
+            slm_rows(&c, &l, &dir, m, var, &mut rows, quiet)?;
+            continue;
+        }
         let kind = parse_model(m)?;
         let mut trained = None;
         for pname in &c.protocols {
@@ -95,6 +157,62 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     let table = render_table(&c, &rows)?;
     pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
     print!("{table}");
+    Ok(())
+}
+
+/// The SFT adapter for a variant: trained (or resumed / reused) under runs/sft/, keyed by everything
+/// that shapes it, so in-domain and cross-domain tables share adapters.
+fn train_adapter(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant, quiet: bool) -> Result<(PathBuf, String)> {
+    let spec = sl.train_data.clone().unwrap_or_else(|| c.data.clone());
+    let file: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
+    let key = serde_json::to_string(&serde_json::json!({ "data": spec, "sft": file, "users": sl.train_users, "seed": c.seed, "store": sl.store, "model": sl.model }))?;
+    let tl = load_data(&spec)?;
+    let out = PathBuf::from("runs/sft").join(format!("{}-{}-{}", tl.ds.name, v.name(), crate::commands::short_hash(&key)));
+    let model = crate::args::ModelArgs { model: sl.model.clone(), weights: crate::args::WeightsArg::F16, threads: 0, batch: 32, ctx: 1024 };
+    let job = crate::sft_cmd::SftJob { variant: v, cfg: &file, store: &sl.store, model: &model, users: sl.train_users, seed: c.seed, out: &out, max_steps: None };
+    let line = crate::sft_cmd::run_sft(&tl, &job, quiet)?;
+    tracing::info!("{line}");
+    Ok((out.join("adapter.gguf"), out.display().to_string()))
+}
+
+/// One SLM row: candidate protocols only (the full catalogue is out of an SLM's reach on a CPU).
+#[allow(clippy::too_many_arguments)]
+fn slm_rows(
+    c: &ExperimentConfig,
+    l: &crate::commands::Loaded,
+    dir: &Path,
+    m: &str,
+    var: Option<pulse_sft::data::Variant>,
+    rows: &mut BTreeMap<(String, String), PathBuf>,
+    quiet: bool,
+) -> Result<()> {
+    let sl = c.slm.as_ref().expect("checked by load_config");
+    let users = sample_users(l, sl.eval_users, c.seed);
+    let mut ranker = None;
+    for pname in &c.protocols {
+        let p = parse_protocol(pname, c.mask_history)?;
+        if matches!(p, pulse_eval::Protocol::Full { .. }) {
+            continue;
+        }
+        let out = dir.join(format!("{m}-{pname}.json"));
+        rows.insert((m.to_string(), pname.clone()), out.clone());
+        if ranker.is_none() {
+            let adapter = var.map(|v| train_adapter(c, sl, v, quiet)).transpose()?;
+            let mut t = slm_ranker(l, &sl.model, adapter.as_ref().map(|a| a.0.as_path()))?;
+            t.config["sft_dir"] = serde_json::json!(adapter.as_ref().map(|a| &a.1));
+            t.config["slm_section"] = serde_json::to_value(sl)?;
+            ranker = Some(t);
+        }
+        let t = ranker.as_ref().unwrap();
+        if let Ok(prev) = EvalReport::read(&out) {
+            if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && prev.config["model"] == t.config {
+                tracing::info!("{m} {pname}: already done ({})", out.display());
+                continue;
+            }
+        }
+        let o = run_protocol(l, t, m, p, c.seed, None, c.bootstrap, Some(&users), quiet)?;
+        write_outputs(&out, &o, t)?;
+    }
     Ok(())
 }
 
@@ -126,8 +244,10 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
         }
     };
     let mut s = String::new();
-    let first = rows.values().next().map(|p| EvalReport::read(p)).transpose()?;
-    let (dataset, n_users) = first.as_ref().map(|r| (r.dataset.clone(), r.n_users)).unwrap_or_default();
+    let reports: Vec<EvalReport> = rows.values().map(|p| EvalReport::read(p)).collect::<std::result::Result<_, _>>()?;
+    let dataset = reports.first().map(|r| r.dataset.clone()).unwrap_or_default();
+    // the whole test set; SLM rows (a sample) say their n in their cells
+    let n_users = reports.iter().map(|r| r.n_users).max().unwrap_or(0);
     let _ = writeln!(
         s,
         "### {} — {} ({} test users, seed {}, full ranking {})\n",
@@ -148,12 +268,17 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
     for m in &c.models {
         let mut cells = vec![m.clone()];
         for p in &c.protocols {
-            let r = EvalReport::read(&rows[&(m.clone(), p.clone())])?;
+            let Some(path) = rows.get(&(m.clone(), p.clone())) else {
+                cells.extend(headline(p).iter().map(|_| "–".to_string()));
+                continue;
+            };
+            let r = EvalReport::read(path)?;
+            let sample = if r.n_users != n_users { format!(" (n={})", r.n_users) } else { String::new() };
             for k in headline(p) {
                 let v = r.metrics[*k];
                 match r.ci95.get(*k) {
-                    Some([lo, hi]) => cells.push(format!("{v:.4} [{lo:.3}, {hi:.3}]")),
-                    None => cells.push(format!("{v:.4}")),
+                    Some([lo, hi]) => cells.push(format!("{v:.4} [{lo:.3}, {hi:.3}]{sample}")),
+                    None => cells.push(format!("{v:.4}{sample}")),
                 }
             }
         }
@@ -167,11 +292,19 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
         for m in &c.models[1..] {
             let mut cells = vec![format!("{m} − {base}")];
             for p in &c.protocols {
-                let ra = RankFile::read(&RankFile::path_for(&rows[&(m.clone(), p.clone())]))?;
-                let rb = RankFile::read(&RankFile::path_for(&rows[&(base.clone(), p.clone())]))?;
+                let (Some(pa), Some(pb)) = (rows.get(&(m.clone(), p.clone())), rows.get(&(base.clone(), p.clone()))) else {
+                    cells.extend(headline(p).iter().map(|_| "–".to_string()));
+                    continue;
+                };
+                let ra = RankFile::read(&RankFile::path_for(pa))?;
+                let rb = RankFile::read(&RankFile::path_for(pb))?;
+                // pair users both rows ranked (SLM rows rank a sample)
+                let of_b: std::collections::HashMap<&str, Option<u32>> = rb.users.iter().map(String::as_str).zip(rb.ranks.iter().copied()).collect();
+                let pairs: Vec<(Option<u32>, Option<u32>)> =
+                    ra.users.iter().zip(&ra.ranks).filter_map(|(u, &r)| of_b.get(u.as_str()).map(|&q| (r, q))).collect();
                 for k in headline(p) {
-                    let va: Vec<f64> = ra.ranks.iter().map(|&r| per_user_value(k, r).unwrap()).collect();
-                    let vb: Vec<f64> = rb.ranks.iter().map(|&r| per_user_value(k, r).unwrap()).collect();
+                    let va: Vec<f64> = pairs.iter().map(|&(r, _)| per_user_value(k, r).unwrap()).collect();
+                    let vb: Vec<f64> = pairs.iter().map(|&(_, r)| per_user_value(k, r).unwrap()).collect();
                     let ci = paired_bootstrap(&va, &vb, c.bootstrap.max(200), c.seed);
                     cells.push(format!("{:+.4} [{:+.3}, {:+.3}]", ci.estimate, ci.lo, ci.hi));
                 }

@@ -55,20 +55,49 @@ mod sha2_shim {
     }
 }
 
+/// What one SFT run needs besides the data.
+pub struct SftJob<'a> {
+    pub variant: Variant,
+    pub cfg: &'a SftFile,
+    pub store: &'a std::path::Path,
+    pub model: &'a crate::args::ModelArgs,
+    pub users: usize,
+    pub seed: u64,
+    pub out: &'a std::path::Path,
+    pub max_steps: Option<usize>,
+}
+
+impl SftFile {
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        if self.prompt.candidates < 2 || self.prompt.history == 0 {
+            bail!("[prompt]: candidates must be >= 2 and history >= 1");
+        }
+        Ok(())
+    }
+}
+
 pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
     let cfg: SftFile = a.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
-    cfg.train.validate()?;
-    if cfg.prompt.candidates < 2 || cfg.prompt.history == 0 {
-        bail!("[prompt]: candidates must be >= 2 and history >= 1");
-    }
-    let v = variant(a.variant);
+    cfg.validate()?;
+    let l = load_data(&DataSpec::from(&a.data))?;
+    let job = SftJob { variant: variant(a.variant), cfg: &cfg, store: &a.store, model: &a.model, users: a.users, seed: a.seed, out: &a.out, max_steps: a.max_steps };
+    let line = run_sft(&l, &job, quiet)?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Builds the texts, tokenizes them, trains (resuming what `out` holds) and writes the adapter (both
+/// formats, once finished), `examples.jsonl` and `summary.json`; returns a one-line report.
+pub fn run_sft(l: &crate::commands::Loaded, j: &SftJob<'_>, quiet: bool) -> Result<String> {
+    let (cfg, v) = (j.cfg, j.variant);
+    let a = j;
     let mut methods: Vec<String> = cfg.require.clone();
     if let Some(m) = v.method() {
         if !methods.iter().any(|x| x == m) {
             methods.push(m.to_string());
         }
     }
-    let l = load_data(&DataSpec::from(&a.data))?;
     // Rationales per required method (each map: split user → rationale text of that method).
     let mut maps: BTreeMap<String, BTreeMap<usize, String>> = BTreeMap::new();
     if !methods.is_empty() {
@@ -97,7 +126,7 @@ pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
     }
     pulse_eval::write_atomic(&a.out.join("examples.jsonl"), jsonl.as_bytes())?;
 
-    let engine = load_engine(&a.model)?;
+    let engine = load_engine(a.model)?;
     let examples = data::tokenize(&items, &engine, cfg.max_tokens)?;
     let base = engine.model().clone();
     drop(engine);
@@ -119,7 +148,7 @@ pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
     let model = Llama::load_gguf(&a.model.model)?;
     tracing::info!("{} dequantised to f32 for training in {:.1}s", base.name, t.elapsed().as_secs_f64());
     let pb = progress_bar(quiet, "sft [{bar:30}] {pos}/{len} steps, loss {msg} eta {eta}");
-    let opts = TrainOptions { seed: a.seed, dir: a.out.clone(), fingerprint: fingerprint.clone(), stop_after_steps: a.max_steps };
+    let opts = TrainOptions { seed: a.seed, dir: a.out.to_path_buf(), fingerprint: fingerprint.clone(), stop_after_steps: a.max_steps };
     let (lora, s) = pulse_sft::train(&model, &examples, &cfg.train, &opts, &mut |step, total, loss| {
         pb.set_length(total as u64);
         pb.set_position(step as u64);
@@ -150,7 +179,7 @@ pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
         "trainable_parameters": lora.parameters(),
     });
     pulse_eval::write_atomic(&a.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    println!(
+    Ok(format!(
         "sft {} on {}: {} users, step {}/{}{}, loss {head:.4} → {tail:.4} (mean of first/last 5 steps), {:.1}s ({per_example:.2}s per example) → {}",
         v.name(),
         l.ds.name,
@@ -160,6 +189,5 @@ pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
         if s.finished { " (finished)" } else { "" },
         s.seconds,
         a.out.display()
-    );
-    Ok(())
+    ))
 }

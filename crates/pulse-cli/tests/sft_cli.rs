@@ -102,3 +102,56 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     }
     assert!(!d.path().join("x/adapter.gguf").exists());
 }
+
+/// `pulse experiment` with SLM rows: the base model and an SFT variant (trained under runs/sft/, then
+/// reused), candidate protocols only, scored on a user sample that the table marks with its n.
+#[test]
+fn experiment_with_slm_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let model = root().join(pulse_slm::DEFAULT_MODEL);
+    let store_path = d.path().join("r.sqlite");
+    {
+        let ds = pulse_data::load(&data, &LoadOptions::default()).unwrap();
+        let split = Split::leave_one_out(&ds);
+        let store = Store::open(&store_path).unwrap();
+        let mut g = Scripted::new(|_, _| "It suits dry skin.\"}".to_string());
+        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: Some(6) }, &store, &mut |_| {}).unwrap();
+    }
+    std::fs::write(
+        d.path().join("sft.toml"),
+        "max_tokens = 200\n[prompt]\nhistory = 2\ncandidates = 4\ntitle_words = 4\nrationale_words = 6\n[train]\nbatch_size = 2\nmicro_batch = 2\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "name = \"slm-rows\"\nmodels = [\"pop\", \"slm\", \"sft-reasons\"]\nprotocols = [\"full\", \"cand5\"]\nbootstrap = 200\n\
+         [data]\npath = \"{}\"\n[slm]\nmodel = \"{}\"\nstore = \"{}\"\nsft = \"sft.toml\"\ntrain_users = 2\neval_users = 5\n",
+        data.display(),
+        model.display(),
+        store_path.display()
+    );
+    std::fs::write(d.path().join("exp.toml"), cfg).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let res = d.path().join("results/slm-rows");
+    let table = std::fs::read_to_string(res.join("table.md")).unwrap();
+    assert!(!res.join("slm-full.json").exists() && res.join("sft-reasons-cand5.json").is_file());
+    let row = |m: &str| table.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap().to_string();
+    assert!(row("slm").contains("| – |") && row("slm").contains("(n=5)"), "{table}");
+    assert!(row("sft-reasons").contains("(n=5)"), "{table}");
+    assert!(table.contains("| sft-reasons − pop |"), "{table}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(res.join("sft-reasons-cand5.json")).unwrap()).unwrap();
+    let sft_dir = v["config"]["model"]["sft_dir"].as_str().unwrap().to_string();
+    assert!(sft_dir.starts_with("runs/sft/amazon2018-luxury-beauty-reasons-"), "{sft_dir}");
+    assert!(d.path().join(&sft_dir).join("adapter.gguf").is_file());
+    // a second run finds everything done
+    let r = Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(d.path()).env("RUST_LOG", "info").args(["experiment", "exp.toml"]).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(log.contains("sft-reasons cand5: already done"), "{log}");
+    // an SLM row without [slm] is refused up front
+    std::fs::write(d.path().join("bad.toml"), format!("name = \"x\"\nmodels = [\"pulse\"]\n[data]\npath = \"{}\"\n", data.display())).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.code() == Some(1) && e.contains("needs an [slm] table") && e.trim().lines().count() == 1, "{e}");
+}
