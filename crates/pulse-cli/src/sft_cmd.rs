@@ -80,6 +80,11 @@ impl SftFile {
 pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
     let cfg: SftFile = a.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.validate()?;
+    if a.users == 0 {
+        // a config check: everything above passed, nothing is trained or written
+        println!("sft {}: config ok, 0 users asked", variant(a.variant).name());
+        return Ok(());
+    }
     let l = load_data(&DataSpec::from(&a.data))?;
     let job = SftJob { variant: variant(a.variant), cfg: &cfg, store: &a.store, model: &a.model, users: a.users, seed: a.seed, out: &a.out, max_steps: a.max_steps };
     let line = run_sft(&l, &job, quiet)?;

@@ -174,6 +174,10 @@ fn committed_configs_are_valid_and_typos_are_refused() {
             check_thought_config(&p, &s);
             continue;
         }
+        if p.file_name().unwrap().to_string_lossy().starts_with("sft-") {
+            check_sft_config(&p, &s);
+            continue;
+        }
         let bad = s.replace("[data]", "[data]\ndedupe = true");
         let d = tempfile::tempdir().unwrap();
         let bp = d.path().join("bad.toml");
@@ -183,6 +187,23 @@ fn committed_configs_are_valid_and_typos_are_refused() {
         assert!(stderr(&o).contains("unknown field `dedupe`"), "{}: {}", p.display(), stderr(&o));
         assert!(!d.path().join("baselines-luxury-beauty").exists() && !d.path().join("baselines-video-games").exists());
     }
+}
+
+/// A `pulse sft` config: valid as committed (`--users 0` checks it), and a typo in it is refused before
+/// anything is written.
+fn check_sft_config(p: &Path, s: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("sft");
+    let o = run(&["-q", "sft", "--variant", "pulse", "--users", "0", "--config", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("config ok"));
+    let bp = d.path().join("bad.toml");
+    std::fs::write(&bp, s.replace("[train]", "[train]
+learning_rate = 1.0")).unwrap();
+    let o = run(&["-q", "sft", "--variant", "pulse", "--users", "3", "--config", bp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown field `learning_rate`") && stderr(&o).trim().lines().count() == 1, "{}", stderr(&o));
+    assert!(!out.exists());
 }
 
 /// A `pulse rationales` config: valid as committed (a run over 0 users gets past every check), and a typo in
