@@ -278,26 +278,26 @@ impl Llama {
     /// supervised fine-tuning, prompt tokens excluded. The output projection only runs on the positions
     /// that predict an answer token.
     pub fn answer_loss(&self, batch: &[&Example], lora: Option<&Lora>, rng: Option<&mut Rng>) -> Result<(Tensor, usize)> {
+        let (sel, tgt) = self.answer_states(batch, lora, rng)?;
+        let logits = frozen_matmul(&sel, &self.head)?;
+        Ok(((softmax_cross_entropy(&logits, &tgt)? * tgt.len() as f64)?, tgt.len()))
+    }
+
+    /// Final hidden states of the positions that predict an answer token (n, H), and those tokens.
+    fn answer_states(&self, batch: &[&Example], lora: Option<&Lora>, rng: Option<&mut Rng>) -> Result<(Tensor, Vec<u32>)> {
         let rows: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
         let hs = self.hidden(&rows, lora, rng)?;
         let (b, l, h) = hs.dims3()?;
         let (pos, tgt) = Self::answer_positions(batch, l)?;
         let n = pos.len();
-        let sel = hs.reshape((b * l, h))?.index_select(&Tensor::from_vec(pos, n, &self.dev)?, 0)?;
-        let logits = frozen_matmul(&sel, &self.head)?;
-        Ok(((softmax_cross_entropy(&logits, &tgt)? * n as f64)?, n))
+        Ok((hs.reshape((b * l, h))?.index_select(&Tensor::from_vec(pos, n, &self.dev)?, 0)?, tgt))
     }
 
     /// Log-probability of every answer token of each example (inference: no dropout).
     pub fn answer_logprobs(&self, batch: &[&Example], lora: Option<&Lora>) -> Result<Vec<Vec<f32>>> {
-        let rows: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
-        let hs = self.hidden(&rows, lora, None)?;
-        let (b, l, h) = hs.dims3()?;
-        let (pos, tgt) = Self::answer_positions(batch, l)?;
-        let n = pos.len();
-        let sel = hs.reshape((b * l, h))?.index_select(&Tensor::from_vec(pos, n, &self.dev)?, 0)?;
+        let (sel, tgt) = self.answer_states(batch, lora, None)?;
         let lp = log_softmax(&sel.matmul(&self.head)?)?.to_vec2::<f32>()?;
-        let mut out = Vec::with_capacity(b);
+        let mut out = Vec::with_capacity(batch.len());
         let mut k = 0;
         for ex in batch {
             out.push((0..ex.answer_tokens()).map(|j| lp[k + j][tgt[k + j] as usize]).collect());

@@ -5,6 +5,19 @@ use pulse_sft::{Example, Llama, Lora, LoraConfig};
 use pulse_slm::{ChatMessage, EngineOptions, Generator, LlamaEngine, Prompt};
 use std::path::PathBuf;
 
+/// Each answer appended to the prompt's tokens, exactly as the engine scores it.
+fn examples(engine: &LlamaEngine, prompt: &Prompt, answers: &[&str]) -> Vec<Example> {
+    let ptoks = engine.prompt_tokens(prompt).unwrap();
+    answers
+        .iter()
+        .map(|a| {
+            let mut tokens = ptoks.clone();
+            tokens.extend(engine.continuation_tokens(a));
+            Example { tokens, answer_start: ptoks.len() }
+        })
+        .collect()
+}
+
 #[test]
 fn dequantised_forward_matches_llama_cpp_log_likelihoods() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(pulse_slm::DEFAULT_MODEL);
@@ -20,15 +33,7 @@ fn dequantised_forward_matches_llama_cpp_log_likelihoods() {
     )]);
     let answers = ["Vitamin C Serum", "Car Battery", " The recommendation is Vitamin C Serum."];
     let reference = engine.score(&prompt, &answers.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let ptoks = engine.prompt_tokens(&prompt).unwrap();
-    let examples: Vec<Example> = answers
-        .iter()
-        .map(|a| {
-            let mut tokens = ptoks.clone();
-            tokens.extend(engine.continuation_tokens(a));
-            Example { tokens, answer_start: ptoks.len() }
-        })
-        .collect();
+    let examples = examples(&engine, &prompt, &answers);
     let batch: Vec<&Example> = examples.iter().collect();
     let ours = model.answer_logprobs(&batch, None).unwrap();
     for ((a, r), o) in answers.iter().zip(&reference).zip(&ours) {
@@ -78,15 +83,7 @@ fn gguf_adapter_in_llama_cpp_matches_the_candle_adapter() {
     let prompt = Prompt::Chat(vec![ChatMessage::user("interacted items: Rose Lip Balm\ncandidate items: Vitamin C Serum; Car Battery")]);
     let answers = ["Vitamin C Serum", "Car Battery"];
     let tuned = engine.score(&prompt, &answers.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let ptoks = engine.prompt_tokens(&prompt).unwrap();
-    let examples: Vec<Example> = answers
-        .iter()
-        .map(|a| {
-            let mut tokens = ptoks.clone();
-            tokens.extend(engine.continuation_tokens(a));
-            Example { tokens, answer_start: ptoks.len() }
-        })
-        .collect();
+    let examples = examples(&engine, &prompt, &answers);
     let batch: Vec<&Example> = examples.iter().collect();
     let with = model.answer_logprobs(&batch, Some(&lora)).unwrap();
     let without = model.answer_logprobs(&batch, None).unwrap();
