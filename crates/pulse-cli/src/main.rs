@@ -1,6 +1,4 @@
 //! `pulse` — the binary. Parses arguments (args.rs) and calls the library crates (commands.rs).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
 mod commands;
@@ -33,7 +31,21 @@ mod indicatif_shim {
     }
 }
 
+/// Keep freed memory in the process. Training allocates and frees gigabytes of activations per step;
+/// glibc's defaults hand blocks over 128 KiB–32 MiB back to the kernel on free, and every step then
+/// pays for fresh zeroed pages again (measured here: LoRA SFT 7.4 s per example with mimalloc's
+/// defaults, 4.1–4.7 s with this; peak memory unchanged).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc malloc parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, -1); // -1: never trim
+    }
+}
+
 fn main() {
+    keep_freed_memory();
     let cli = Cli::parse();
     let level = if cli.quiet { "error" } else { "info" };
     tracing_subscriber::fmt()

@@ -5,6 +5,7 @@
 pub mod data;
 pub mod lora;
 pub mod model;
+pub mod ops;
 pub mod rank;
 pub mod train;
 

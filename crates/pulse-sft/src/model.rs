@@ -1,18 +1,20 @@
 //! A trainable forward of a Llama-family decoder (SmolLM2 is one): the GGUF weights dequantised to f32
 //! and frozen, LoRA adapters (see [`crate::lora`]) as the only variables.
 //!
-//! Everything is composed of plain candle ops: candle's fused `rms_norm`, `rope_i` and
-//! `softmax_last_dim` return no gradient, so RMSNorm, the interleaved rotary embedding (GGUF's Llama
-//! convention: pairs `(x[2i], x[2i+1])`) and the attention softmax are written out here, and a
-//! finite-difference test checks every adapter's gradient.
+//! candle's fused `rms_norm`, `rope_i` and `softmax_last_dim` return no gradient, so RMSNorm, the
+//! interleaved rotary embedding (GGUF's Llama convention: pairs `(x[2i], x[2i+1])`) and the causal
+//! attention softmax are fused ops of our own with hand-written backward passes ([`crate::ops`], each
+//! checked against its plain-op composition), and a finite-difference test checks every adapter's
+//! gradient through the whole model.
 //!
 //! Batches are right-padded: with a causal mask, padding after a row's last token cannot change any of
 //! its real positions, so no padding mask is needed.
 use crate::lora::Lora;
 use crate::{Result, SftError};
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor, D};
-use pulse_baselines::nn::{dropout, log_softmax, softmax, softmax_cross_entropy};
+use candle_core::{Device, Tensor};
+use crate::ops::{causal_softmax, rms_norm, rope, RopeTables};
+use pulse_baselines::nn::{dropout, log_softmax, softmax_cross_entropy};
 use pulse_data::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -216,22 +218,17 @@ impl Llama {
         }
         let dev = &self.dev;
         let mut x = self.embed.index_select(&Tensor::from_vec(ids, b * l, dev)?, 0)?; // (b*l, h)
-        let mut mask = vec![0f32; l * l];
-        for i in 0..l {
-            mask[i * l + i + 1..(i + 1) * l].fill(-1e9);
-        }
-        let mask = Tensor::from_vec(mask, (1, 1, l, l), dev)?;
-        let (cos, sin) = rope_tables(l, dh, c.rope_base, dev)?;
+        let rot = RopeTables::new(l, dh, c.rope_base);
         let scale = 1.0 / (dh as f64).sqrt();
         for (i, blk) in self.blocks.iter().enumerate() {
             let xn = rms_norm(&x, &blk.attn_norm, c.rms_eps)?;
             let mut proj = |p: Proj, x: &Tensor| self.project(i, p, x, lora, rng.as_deref_mut());
-            let q = rope(&proj(Proj::Q, &xn)?.reshape((b, l, nh, dh))?.transpose(1, 2)?, &cos, &sin)?;
-            let k = rope(&proj(Proj::K, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?, &cos, &sin)?;
+            let q = rope(&proj(Proj::Q, &xn)?.reshape((b, l, nh, dh))?.transpose(1, 2)?, &rot)?;
+            let k = rope(&proj(Proj::K, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?, &rot)?;
             let v = proj(Proj::V, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?;
             let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
-            let att = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
-            let o = softmax(&att)?.matmul(&v.contiguous()?)?.transpose(1, 2)?.contiguous()?.reshape((b * l, nh * dh))?;
+            let att = causal_softmax(&q.matmul(&k.t()?.contiguous()?)?, scale)?;
+            let o = att.matmul(&v.contiguous()?)?.transpose(1, 2)?.contiguous()?.reshape((b * l, nh * dh))?;
             x = (x + proj(Proj::O, &o)?)?;
             let xn = rms_norm(&x, &blk.ffn_norm, c.rms_eps)?;
             let ff = (proj(Proj::Gate, &xn)?.silu()? * proj(Proj::Up, &xn)?)?;
@@ -341,39 +338,6 @@ impl candle_core::CustomOp2 for GradToInput {
     fn bwd(&self, _: &Tensor, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(grad.matmul(&self.w.t()?)?), None))
     }
-}
-
-/// RMSNorm over the last dimension from plain ops.
-fn rms_norm(x: &Tensor, g: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(g)
-}
-
-/// cos / sin of position × frequency, shaped (L, dh/2, 1) for [`rope`].
-fn rope_tables(l: usize, dh: usize, base: f32, dev: &Device) -> Result<(Tensor, Tensor)> {
-    let half = dh / 2;
-    let mut cos = Vec::with_capacity(l * half);
-    let mut sin = Vec::with_capacity(l * half);
-    for p in 0..l {
-        for i in 0..half {
-            let theta = p as f32 * base.powf(-((2 * i) as f32) / dh as f32);
-            cos.push(theta.cos());
-            sin.push(theta.sin());
-        }
-    }
-    Ok((Tensor::from_vec(cos, (l, half, 1), dev)?, Tensor::from_vec(sin, (l, half, 1), dev)?))
-}
-
-/// Interleaved rotary embedding of (B, heads, L, dh): each pair `(x[2i], x[2i+1])` rotated by
-/// position × base^(-2i/dh).
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, n, l, dh) = x.dims4()?;
-    let x = x.contiguous()?.reshape((b, n, l, dh / 2, 2))?;
-    let x0 = x.narrow(4, 0, 1)?;
-    let x1 = x.narrow(4, 1, 1)?;
-    let r0 = (x0.broadcast_mul(cos)? - x1.broadcast_mul(sin)?)?;
-    let r1 = (x0.broadcast_mul(sin)? + x1.broadcast_mul(cos)?)?;
-    Tensor::cat(&[r0, r1], 4)?.reshape((b, n, l, dh))
 }
 
 /// Grouped-query attention: kv head `j` serves query heads `j·rep .. (j+1)·rep`.
