@@ -57,6 +57,10 @@ impl Generator for Scripted {
         Ok(())
     }
     fn score(&mut self, _prompt: &Prompt, continuations: &[String]) -> Result<Vec<LogLik>> {
+        // Like the real engine: an empty continuation has no likelihood.
+        if let Some(i) = continuations.iter().position(|c| c.trim().is_empty()) {
+            return Err(crate::SlmError::Param("continuation", format!("#{i} is empty")));
+        }
         Ok(continuations
             .iter()
             .map(|c| {

@@ -237,8 +237,17 @@ impl ChainScorer for LikelihoodScorer {
             .iter()
             .map(|c| c.iter().enumerate().map(|(k, t)| if k == 0 { t.clone() } else { format!("\n{}. {}", k + 1, t) }).collect())
             .collect();
-        let ll = gen.score(job.first_prompt, &conts)?;
-        Ok(job.chains.iter().zip(ll).map(|(c, l)| if degenerate(c) { f64::NEG_INFINITY } else { l.mean }).collect())
+        // Degenerate chains (an empty thought, possibly all of them) lose without being scored: the engine
+        // refuses an empty continuation.
+        let live: Vec<usize> = (0..conts.len()).filter(|&i| !degenerate(&job.chains[i]) && !conts[i].trim().is_empty()).collect();
+        let mut out = vec![f64::NEG_INFINITY; conts.len()];
+        if !live.is_empty() {
+            let texts: Vec<String> = live.iter().map(|&i| conts[i].clone()).collect();
+            for (&i, l) in live.iter().zip(gen.score(job.first_prompt, &texts)?) {
+                out[i] = l.mean;
+            }
+        }
+        Ok(out)
     }
 }
 
