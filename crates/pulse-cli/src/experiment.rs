@@ -36,6 +36,54 @@ pub struct ExperimentConfig {
     /// `pulse` (LoRA-tuned on [slm] train data, then ranking candidates by likelihood).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slm: Option<SlmSection>,
+    /// Pipeline stages run before the table, in order (`[[stage]]`): rationales → Thought Space → ToT …
+    #[serde(default, rename = "stage", skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+}
+
+/// One pipeline stage: a `pulse` command line (without `pulse`), run in-process exactly as typed. A
+/// finished stage leaves a marker (`results/<name>/stages/<stage>.json`: the command, its wall time) and
+/// is skipped while the command is unchanged; an interrupted one (kill -9) simply runs again and resumes
+/// from its own state (the rationale and ToT stores skip stored users, SFT from its checkpoints).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub name: String,
+    pub run: Vec<String>,
+}
+
+impl Stage {
+    fn cli(&self, quiet: bool) -> Result<crate::args::Cli> {
+        use clap::Parser;
+        let args = std::iter::once("pulse").chain(quiet.then_some("-q")).chain(self.run.iter().map(String::as_str));
+        let cli = crate::args::Cli::try_parse_from(args).map_err(|e| anyhow::anyhow!("stage {}: {}", self.name, e.to_string().trim()))?;
+        if matches!(cli.cmd, crate::args::Cmd::Experiment(_)) {
+            bail!("stage {}: an experiment cannot run another experiment", self.name);
+        }
+        Ok(cli)
+    }
+}
+
+/// Runs the stages not finished yet, in order, each recording its wall time in its marker.
+fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
+    let sdir = dir.join("stages");
+    for st in &c.stages {
+        let marker = sdir.join(format!("{}.json", st.name));
+        if let Ok(prev) = std::fs::read(&marker) {
+            let prev: serde_json::Value = serde_json::from_slice(&prev).with_context(|| marker.display().to_string())?;
+            if prev["run"] == serde_json::json!(st.run) {
+                tracing::info!("stage {}: already done ({})", st.name, marker.display());
+                continue;
+            }
+        }
+        tracing::info!("stage {}: pulse {}", st.name, st.run.join(" "));
+        let t0 = std::time::Instant::now();
+        crate::run(st.cli(quiet)?).with_context(|| format!("stage {}", st.name))?;
+        std::fs::create_dir_all(&sdir).with_context(|| sdir.display().to_string())?;
+        let rec = serde_json::json!({ "name": st.name, "run": st.run, "seconds": t0.elapsed().as_secs_f64() });
+        pulse_eval::write_atomic(&marker, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -118,6 +166,13 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     for p in &c.protocols {
         parse_protocol(p, true).with_context(|| format!("{}: protocols", path.display()))?;
     }
+    let mut names = std::collections::HashSet::new();
+    for st in &c.stages {
+        if st.name.is_empty() || !st.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') || !names.insert(&st.name) {
+            bail!("{}: stage names must be distinct [A-Za-z0-9_-]+ (got {:?})", path.display(), st.name);
+        }
+        st.cli(false).with_context(|| path.display().to_string())?;
+    }
     Ok(c)
 }
 
@@ -127,6 +182,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let resolved = serde_json::to_string_pretty(&c)?;
     pulse_eval::write_atomic(&dir.join("config.resolved.json"), resolved.as_bytes())?;
+    run_stages(&c, &dir, quiet)?;
     let l = load_data(&c.data)?;
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for m in &c.models {
@@ -154,7 +210,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             write_outputs(&out, &o, t)?;
         }
     }
-    let table = render_table(&c, &rows)?;
+    let table = render_table(&c, &rows, &dir)?;
     pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
     print!("{table}");
     Ok(())
@@ -200,6 +256,13 @@ fn slm_rows(
             let adapter = var.map(|v| train_adapter(c, sl, v, quiet)).transpose()?;
             let mut t = slm_ranker(l, &sl.model, adapter.as_ref().map(|a| a.0.as_path()))?;
             t.config["sft_dir"] = serde_json::json!(adapter.as_ref().map(|a| &a.1));
+            if let Some((_, sft_dir)) = &adapter {
+                // the adapter's training record (seconds, steps, loss curve) goes with every row it ranks
+                let f = Path::new(sft_dir).join("summary.json");
+                let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).with_context(|| f.display().to_string())?)
+                    .with_context(|| f.display().to_string())?;
+                t.meta["sft"] = summary["train"].clone();
+            }
             t.config["slm_section"] = serde_json::to_value(sl)?;
             ranker = Some(t);
         }
@@ -236,7 +299,7 @@ fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig) -> Re
 
 /// Markdown table: one row per model, the headline metric of each protocol with its bootstrap 95% CI,
 /// then paired differences of each model against the first.
-pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>) -> Result<String> {
+pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path) -> Result<String> {
     let headline = |p: &str| -> &[&str] {
         match p {
             "full" => &["ndcg@10", "hr@10"],
@@ -311,6 +374,48 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
             }
             let _ = writeln!(s, "| {} |", cells.join(" | "));
         }
+    }
+    s.push_str(&wall_times(c, rows, dir)?);
+    Ok(s)
+}
+
+/// Wall time per stage on the machine that ran it: training (epochs + validation of the SASRec family; LoRA
+/// SFT of the SLM rows) and ranking per protocol, from each row's meta file.
+fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path) -> Result<String> {
+    let mut s = String::new();
+    if !c.stages.is_empty() {
+        let _ = writeln!(s, "\nPipeline stages (wall time of the run that finished each; s):\n");
+        let _ = writeln!(s, "| stage | command | seconds |\n|---|---|---|");
+        for st in &c.stages {
+            let f = dir.join("stages").join(format!("{}.json", st.name));
+            let secs = std::fs::read(&f)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["seconds"].as_f64())
+                .map_or("–".into(), |v| format!("{v:.0}"));
+            let _ = writeln!(s, "| {} | `pulse {}` | {secs} |", st.name, st.run.join(" "));
+        }
+    }
+    let _ = writeln!(s, "\nWall time (s) on this machine: training, then ranking per protocol:\n");
+    let _ = writeln!(s, "| model | training | {} |", c.protocols.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(c.protocols.len() + 2));
+    for m in &c.models {
+        let mut train = None;
+        let mut cells = vec![];
+        for p in &c.protocols {
+            let Some(path) = rows.get(&(m.clone(), p.clone())) else {
+                cells.push("–".to_string());
+                continue;
+            };
+            let f = path.with_extension("meta.json");
+            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).with_context(|| f.display().to_string())?)
+                .with_context(|| f.display().to_string())?;
+            cells.push(meta["eval_seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}")));
+            let tr = &meta["model"]["train"];
+            let sasrec = tr["epoch_seconds"].as_array().map(|e| e.iter().filter_map(|v| v.as_f64()).sum::<f64>() + tr["valid_seconds"].as_f64().unwrap_or(0.0));
+            train = train.or(sasrec).or(meta["model"]["sft"]["seconds"].as_f64());
+        }
+        let _ = writeln!(s, "| {m} | {} | {} |", train.map_or("–".into(), |v| format!("{v:.0}")), cells.join(" | "));
     }
     Ok(s)
 }

@@ -156,6 +156,54 @@ fn sasrec_eval_is_deterministic_and_survives_kill_9() {
 }
 
 #[test]
+fn experiment_stages_run_once_in_order_and_report_their_wall_time() {
+    let d = tempfile::tempdir().unwrap();
+    let res = d.path().join("res");
+    let (a, b) = (d.path().join("a.json"), d.path().join("b.json"));
+    let cfg = |first: &str, name: &str| {
+        format!(
+            "name = \"{name}\"\nmodels = [\"pop\"]\nprotocols = [\"cand5\"]\nbootstrap = 100\n[data]\npath = \"data/amazon2018-luxury-beauty\"\n\
+             [[stage]]\nname = \"first\"\nrun = [{first}]\n\
+             [[stage]]\nname = \"second\"\nrun = [\"eval\", \"--model\", \"pop\", \"--protocol\", \"cand20\", \"--out\", \"{}\"]\n",
+            b.display()
+        )
+    };
+    let first = format!("\"eval\", \"--model\", \"pop\", \"--protocol\", \"cand5\", \"--out\", \"{}\"", a.display());
+    let cp = d.path().join("staged.toml");
+    let exp = |toml: &str| {
+        std::fs::write(&cp, toml).unwrap();
+        run(&["-q", "experiment", cp.to_str().unwrap(), "--results", res.to_str().unwrap()])
+    };
+    let o = exp(&cfg(&first, "staged"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(a.is_file() && b.is_file());
+    let marker: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("staged/stages/first.json")).unwrap()).unwrap();
+    assert!(marker["seconds"].as_f64().unwrap() > 0.0);
+    let table = std::fs::read_to_string(res.join("staged/table.md")).unwrap();
+    assert!(table.contains("| first | `pulse eval --model pop --protocol cand5") && table.contains("| second | `pulse eval"), "{table}");
+    assert!(table.contains("| pop | – |"), "the wall-time table has a row per model: {table}");
+    // finished stages are skipped: their outputs are not written again
+    std::fs::remove_file(&a).unwrap();
+    std::fs::remove_file(&b).unwrap();
+    let o = exp(&cfg(&first, "staged"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!a.exists() && !b.exists());
+    // a changed command runs again; the unchanged stage after it stays done
+    let changed = format!("{first}, \"--seed\", \"3\"");
+    let o = exp(&cfg(&changed, "staged"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(a.is_file() && !b.exists());
+    // a typo in a stage's command, or a nested experiment, is refused before anything is written
+    for bad in [first.replace("--model", "--modle"), format!("\"experiment\", \"{}\"", cp.display())] {
+        let o = exp(&cfg(&bad, "refused"));
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains("stage first") && e.trim().lines().count() == 1, "{e}");
+        assert!(!res.join("refused").exists());
+    }
+}
+
+#[test]
 fn committed_configs_are_valid_and_typos_are_refused() {
     for e in std::fs::read_dir(root().join("configs")).unwrap() {
         let p = e.unwrap().path();
