@@ -140,6 +140,10 @@ fn experiment_with_slm_rows() {
     assert!(row("slm").contains("| – |") && row("slm").contains("(n=5)"), "{table}");
     assert!(row("sft-reasons").contains("(n=5)"), "{table}");
     assert!(table.contains("| sft-reasons − pop |"), "{table}");
+    // wall time: the adapter's training seconds on the SFT row, none for the base model
+    let wall = table.split("Wall time").nth(1).expect("a wall-time table");
+    let wrow = |m: &str| wall.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap().split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    assert!(wrow("sft-reasons")[2].parse::<f64>().is_ok() && wrow("slm")[2] == "–", "{wall}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(res.join("sft-reasons-cand5.json")).unwrap()).unwrap();
     let sft_dir = v["config"]["model"]["sft_dir"].as_str().unwrap().to_string();
     assert!(sft_dir.starts_with("runs/sft/amazon2018-luxury-beauty-reasons-"), "{sft_dir}");
@@ -154,4 +158,11 @@ fn experiment_with_slm_rows() {
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.code() == Some(1) && e.contains("needs an [slm] table") && e.trim().lines().count() == 1, "{e}");
+    // [slm] protocols must be among the experiment's
+    let cfg = std::fs::read_to_string(d.path().join("exp.toml")).unwrap().replace("eval_users = 5\n", "eval_users = 5\nprotocols = [\"cand20\"]\n");
+    std::fs::write(d.path().join("bad.toml"), cfg.replace("slm-rows", "slm-bad")).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.code() == Some(1) && e.contains("[slm] protocols: cand20") && e.trim().lines().count() == 1, "{e}");
+    assert!(!d.path().join("results/slm-bad").exists());
 }
