@@ -20,6 +20,10 @@ fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
 /// Causal attention weights: `softmax(scale · s)` over the last dimension of scores `s` (…, L, L), with
 /// key positions after the query's set to zero.
 pub fn causal_softmax(scores: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    let d = scores.dims();
+    if d.len() < 2 || d[d.len() - 1] != d[d.len() - 2] {
+        candle_core::bail!("causal-softmax: scores must be (…, L, L), got {d:?}");
+    }
     scores.contiguous()?.apply_op1(CausalSoftmax { scale: scale as f32 })
 }
 
@@ -231,6 +235,7 @@ mod tests {
             assert!(row[q + 1..].iter().all(|&v| v == 0.0));
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
+        assert!(causal_softmax(&randn(&[2, l, l + 1], 6).as_tensor().detach(), scale).is_err());
     }
 
     #[test]
