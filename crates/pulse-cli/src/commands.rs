@@ -202,6 +202,12 @@ pub fn ts_config(file: Option<&Path>) -> Result<TsConfig> {
 }
 
 /// A TOML file as `T` (unknown keys are errors); the error is one line naming the file.
+/// A JSON file, errors naming the file.
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let b = std::fs::read(path).with_context(|| path.display().to_string())?;
+    serde_json::from_slice(&b).with_context(|| path.display().to_string())
+}
+
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let s = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))

@@ -266,9 +266,7 @@ fn slm_rows(
             if let Some((_, sft_dir)) = &adapter {
                 // the adapter's training record (seconds, steps, loss curve) goes with every row it ranks
                 let f = Path::new(sft_dir).join("summary.json");
-                let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).with_context(|| f.display().to_string())?)
-                    .with_context(|| f.display().to_string())?;
-                t.meta["sft"] = summary["train"].clone();
+                t.meta["sft"] = read_json(&f)?["train"].clone();
             }
             t.config["slm_section"] = serde_json::to_value(sl)?;
             ranker = Some(t);
@@ -415,8 +413,7 @@ fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, 
                 continue;
             };
             let f = path.with_extension("meta.json");
-            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).with_context(|| f.display().to_string())?)
-                .with_context(|| f.display().to_string())?;
+            let meta = read_json(&f)?;
             cells.push(meta["eval_seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}")));
             let tr = &meta["model"]["train"];
             let sasrec = tr["epoch_seconds"].as_array().map(|e| e.iter().filter_map(|v| v.as_f64()).sum::<f64>() + tr["valid_seconds"].as_f64().unwrap_or(0.0));

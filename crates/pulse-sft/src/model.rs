@@ -330,9 +330,7 @@ impl candle_core::CustomOp2 for GradToInput {
         s: &candle_core::CpuStorage,
         l: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let candle_core::CpuStorage::F32(d) = s else { candle_core::bail!("frozen-matmul needs f32") };
-        let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("frozen-matmul needs a contiguous product") };
-        Ok((candle_core::CpuStorage::F32(d[a..b].to_vec()), l.shape().clone()))
+        Ok((candle_core::CpuStorage::F32(crate::ops::f32_slice(s, l, self.name())?.to_vec()), l.shape().clone()))
     }
 
     fn bwd(&self, _: &Tensor, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {

@@ -7,7 +7,8 @@
 //! values and gradients with the plain-op compositions.
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+/// The f32 data of a contiguous CPU storage (custom ops' forward input).
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(d) = s else { candle_core::bail!("{op} needs f32") };
     let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("{op} needs a contiguous input") };
     Ok(&d[a..b])
