@@ -288,3 +288,35 @@ fn scores_do_not_depend_on_batch_company() {
     let (x, y) = (m.score_all(&[&longer]).unwrap(), m.score_all(&[cut]).unwrap());
     assert!(x[0].iter().zip(&y[0]).all(|(a, b)| (a - b).abs() < 1e-4));
 }
+
+/// Zero-shot transfer: a text-only model moved onto another catalogue scores an item exactly as it scored
+/// the item with the same text in its own catalogue, wherever that item sits; item-ID models and texts from
+/// another encoder (another width) are refused.
+#[test]
+fn a_text_only_model_transfers_to_another_catalogue_through_item_texts() {
+    let a = random_rows(9, 5, 31);
+    let inputs = ModelInputs { item_text: Some(Tensor::from_vec(a.concat(), (9, 5), &Device::Cpu).unwrap()), align_dim: 4 };
+    let cfg = SasRecConfig { items: ItemInput::Text, align_weight: 0.7, ..tiny(Loss::Ce) };
+    let m = SasRec::with_inputs(cfg, 9, &inputs, &mut Rng::new(5)).unwrap();
+    // the new catalogue: the old items in another order (new id j holds old item perm[j]) and 3 new ones
+    let perm: [usize; 9] = [4, 8, 0, 7, 2, 6, 1, 5, 3];
+    let mut b: Vec<Vec<f32>> = perm.iter().map(|&o| a[o].clone()).collect();
+    b.extend(random_rows(3, 5, 32));
+    let t = m.transfer(&Tensor::from_vec(b.concat(), (12, 5), &Device::Cpu).unwrap()).unwrap();
+    assert_eq!(t.n_items, 12);
+    let new_id = |old: u32| perm.iter().position(|&o| o == old as usize).unwrap() as u32;
+    let old_hist: Vec<u32> = vec![3, 1, 7, 7, 2];
+    let new_hist: Vec<u32> = old_hist.iter().map(|&o| new_id(o)).collect();
+    let s_old = m.scores(&[&old_hist]).unwrap().to_vec2::<f32>().unwrap().remove(0);
+    let s_new = t.scores(&[&new_hist]).unwrap().to_vec2::<f32>().unwrap().remove(0);
+    assert_eq!(s_new.len(), 12);
+    for (old, s) in s_old.iter().enumerate() {
+        let n = s_new[new_id(old as u32) as usize];
+        assert!((n - s).abs() < 1e-5, "item {old}: {n} vs {s}");
+    }
+    let e = t.transfer(&Tensor::zeros((4, 6), candle_core::DType::F32, &Device::Cpu).unwrap()).err().unwrap().to_string();
+    assert!(e.contains("text_w"), "{e}");
+    let ids = SasRec::new(tiny(Loss::Ce), 9, &mut Rng::new(5)).unwrap();
+    let e = ids.transfer(&Tensor::from_vec(b.concat(), (12, 5), &Device::Cpu).unwrap()).err().unwrap().to_string();
+    assert!(e.contains("text-only"), "{e}");
+}

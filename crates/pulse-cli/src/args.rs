@@ -358,6 +358,9 @@ pub enum ModelArg {
     /// PULSE-TS: the same plus the contrastive term aligning the user state with the rationale in the
     /// Thought Space ([pulse_ts] store / space in the config).
     PulseTs,
+    /// PULSE-TS over item texts only (no item IDs): the Thought-Space rationale term on the text-only
+    /// model, the PULSE-TS variant that can rank another domain's catalogue zero-shot.
+    PulseTsText,
     /// The SLM as a ranker (cand protocols only): each candidate title scored by its log-likelihood after
     /// the test prompt; `--adapter` applies a `pulse sft` adapter (PULSE and its ablations), none = the
     /// base model zero-shot.
@@ -425,6 +428,10 @@ pub struct EvalArgs {
     /// --model slm: a LoRA adapter in GGUF (`pulse sft --out DIR` writes DIR/adapter.gguf).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// --model slm: a candidate's score — `sum`: its title's log-likelihood after the test prompt; `pmi`:
+    /// minus the same title's log-likelihood after the prompt with no history (costs a second pass).
+    #[arg(long, value_enum, default_value_t = RankScoreArg::Sum)]
+    pub score: RankScoreArg,
     /// --model slm: also the paper's protocol — generate (T 0.3, top-p 0.9), hit if the normalised true
     /// title is in the output — written beside the report as <out>.generate.json (+ .jsonl of texts).
     #[arg(long)]
@@ -433,6 +440,21 @@ pub struct EvalArgs {
     /// evaluated users to <out>.explain.jsonl.
     #[arg(long, default_value_t = 0)]
     pub explain: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RankScoreArg {
+    Sum,
+    Pmi,
+}
+
+impl From<RankScoreArg> for pulse_sft::rank::Scoring {
+    fn from(s: RankScoreArg) -> Self {
+        match s {
+            RankScoreArg::Sum => pulse_sft::rank::Scoring::Sum,
+            RankScoreArg::Pmi => pulse_sft::rank::Scoring::Pmi,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

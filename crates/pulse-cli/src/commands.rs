@@ -95,8 +95,9 @@ pub fn parse_model(s: &str) -> Result<ModelArg> {
         "text" => ModelArg::Text,
         "pulse-ts-norat" => ModelArg::PulseTsNorat,
         "pulse-ts" => ModelArg::PulseTs,
+        "pulse-ts-text" => ModelArg::PulseTsText,
         "slm" => ModelArg::Slm,
-        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts or slm)"),
+        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts, pulse-ts-text or slm)"),
     })
 }
 
@@ -107,6 +108,7 @@ pub fn model_name(m: ModelArg) -> &'static str {
         ModelArg::Text => "text",
         ModelArg::PulseTsNorat => "pulse-ts-norat",
         ModelArg::PulseTs => "pulse-ts",
+        ModelArg::PulseTsText => "pulse-ts-text",
         ModelArg::Slm => "slm",
     }
 }
@@ -243,7 +245,7 @@ pub fn sample_users(l: &Loaded, n: usize, seed: u64) -> Vec<usize> {
 }
 
 /// The SLM ranker (optionally with a LoRA adapter), its score cache under runs/.
-pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>) -> Result<Trained> {
+pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>, cfg: pulse_sft::rank::RankConfig) -> Result<Trained> {
     let m = crate::args::ModelArgs { model: model.to_path_buf(), weights: crate::args::WeightsArg::F16, threads: 0, batch: 32, ctx: 1024 };
     let mut engine = crate::slm_cmd::load_engine(&m)?;
     if let Some(a) = adapter {
@@ -253,7 +255,6 @@ pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>) -> Result<Tr
     let dir = PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let cache = dir.join("slm-scores.jsonl");
-    let cfg = pulse_sft::rank::RankConfig::default();
     let r = pulse_sft::rank::SlmRanker::new("slm", engine, &l.ds, cfg.clone(), Some(&cache))?;
     tracing::info!("slm ranker: {} ({}), {} rows already scored in {}", id.name, id.key(), r.cached(), cache.display());
     Ok(Trained {
@@ -274,14 +275,9 @@ pub struct Trained {
     pub meta: serde_json::Value,
 }
 
-/// The SASRec config, model inputs and alignment targets of a text-based model, and what to record.
-fn text_model_inputs(
-    kind: ModelArg,
-    l: &Loaded,
-    sasrec: &SasRecConfig,
-    ts: &TsConfig,
-) -> Result<(SasRecConfig, pulse_baselines::ModelInputs, std::collections::HashMap<usize, Vec<f32>>, serde_json::Value)> {
-    use pulse_baselines::ItemInput;
+/// The frozen item-text matrix of a dataset (n_items × encoder dim; embeddings cached under
+/// runs/<dataset>-<split>/item-texts.cache), the encoder, and that runs folder.
+fn item_texts(l: &Loaded, ts: &TsConfig) -> Result<(pulse_thought::SentenceEncoder, candle_core::Tensor, PathBuf)> {
     let enc = pulse_thought::SentenceEncoder::load(&ts.encoder, 128)?;
     let dir = PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
@@ -290,12 +286,25 @@ fn text_model_inputs(
     let rows = pulse_thought::inputs::item_embeddings(&l.ds, &enc, &mut cache)?;
     tracing::info!("item texts: {} embeddings ({:.1}s, cache {})", rows.len(), t.elapsed().as_secs_f64(), dir.join("item-texts.cache").display());
     let text = candle_core::Tensor::from_vec(rows.concat(), (rows.len(), enc.dim()), &candle_core::Device::Cpu)?;
+    Ok((enc, text, dir))
+}
+
+/// The SASRec config, model inputs and alignment targets of a text-based model, and what to record.
+fn text_model_inputs(
+    kind: ModelArg,
+    l: &Loaded,
+    sasrec: &SasRecConfig,
+    ts: &TsConfig,
+) -> Result<(SasRecConfig, pulse_baselines::ModelInputs, std::collections::HashMap<usize, Vec<f32>>, serde_json::Value)> {
+    use pulse_baselines::ItemInput;
+    let (enc, text, dir) = item_texts(l, ts)?;
+    let n_items = text.dims2()?.0;
     let mut cfg = ts.sasrec_for_text(sasrec)?;
-    cfg.items = if kind == ModelArg::Text { ItemInput::Text } else { ItemInput::Both };
+    cfg.items = if matches!(kind, ModelArg::Text | ModelArg::PulseTsText) { ItemInput::Text } else { ItemInput::Both };
     let mut inputs = pulse_baselines::ModelInputs { item_text: Some(text), align_dim: 0 };
     let mut align = std::collections::HashMap::new();
-    let mut meta = serde_json::json!({ "encoder": enc.id(), "items_embedded": rows.len() });
-    if kind == ModelArg::PulseTs {
+    let mut meta = serde_json::json!({ "encoder": enc.id(), "items_embedded": n_items });
+    if matches!(kind, ModelArg::PulseTs | ModelArg::PulseTsText) {
         let (Some(store), Some(space_dir)) = (&ts.store, &ts.space) else {
             bail!("pulse-ts needs [pulse_ts] store and space in the config (a rationale store and a `pulse thought train --out` folder)");
         };
@@ -335,6 +344,57 @@ fn align_fingerprint(align: &std::collections::HashMap<usize, Vec<f32>>) -> Stri
     short_hash(&s)
 }
 
+/// Trains (or resumes / reuses) a text-based SASRec: the model, its config and what to record.
+fn train_text_model(
+    kind: ModelArg,
+    l: &Loaded,
+    sasrec: &SasRecConfig,
+    ts: &TsConfig,
+    seed: u64,
+    checkpoint_dir: Option<PathBuf>,
+    quiet: bool,
+) -> Result<(pulse_baselines::SasRec, serde_json::Value, serde_json::Value)> {
+    let t0 = Instant::now();
+    let (cfg, inputs, align, mut meta) = text_model_inputs(kind, l, sasrec, ts)?;
+    let dir = checkpoint_dir.unwrap_or_else(|| {
+        let base = default_checkpoint_dir(l, &cfg, seed);
+        let tag = format!("{}-{}", inputs.fingerprint().unwrap_or_default(), align_fingerprint(&align));
+        base.with_file_name(format!("{}-{}-in{}", model_name(kind), base.file_name().unwrap().to_string_lossy(), short_hash(&tag)))
+    });
+    tracing::info!("{}: checkpoints in {} (resumed or reused if present)", model_name(kind), dir.display());
+    let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None, inputs, align };
+    let (m, summary) = pulse_baselines::sasrec::train(&l.split, &cfg, &opts)?;
+    tracing::info!(
+        "{}: best valid ndcg@10 {:.4} at epoch {}/{}, {:.2}s per epoch",
+        model_name(kind),
+        summary.best_valid_ndcg10,
+        summary.best_epoch,
+        summary.epochs,
+        summary.epoch_seconds.iter().sum::<f64>() / summary.epoch_seconds.len().max(1) as f64
+    );
+    meta["train_seconds_this_call"] = serde_json::json!(t0.elapsed().as_secs_f64());
+    meta["train"] = serde_json::to_value(&summary)?;
+    meta["checkpoint_dir"] = serde_json::to_value(&dir)?;
+    let mut config = serde_json::to_value(&cfg)?;
+    config["pulse_ts"] = serde_json::to_value(ts)?;
+    Ok((m, config, meta))
+}
+
+/// Cross-domain, zero-shot: a text-only model (`text`, `pulse-ts-text`) trained on `train` ranks the items
+/// of `test` through their texts (same encoder), with no training on `test`. The config records the
+/// training dataset.
+pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, seed: u64, quiet: bool) -> Result<Trained> {
+    if !matches!(kind, ModelArg::Text | ModelArg::PulseTsText) {
+        bail!("{}: only text-only models (text, pulse-ts-text) rank another domain zero-shot", model_name(kind));
+    }
+    let (m, mut config, mut meta) = train_text_model(kind, train, sasrec, ts, seed, None, quiet)?;
+    let (_, text, _) = item_texts(test, ts)?;
+    let m = m.transfer(&text)?;
+    config["train_data"] = serde_json::json!(train.ds.name);
+    meta["trained_on"] = serde_json::json!({ "dataset": train.ds.name, "split": train.split.fingerprint });
+    Ok(Trained { model: Box::new(m), config, meta })
+}
+
 pub fn train_model(
     kind: ModelArg,
     l: &Loaded,
@@ -347,29 +407,8 @@ pub fn train_model(
     let t0 = Instant::now();
     Ok(match kind {
         ModelArg::Slm => bail!("the slm ranker is built by `pulse eval --model slm` (experiments: not yet)"),
-        ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs => {
-            let (cfg, inputs, align, mut meta) = text_model_inputs(kind, l, sasrec, ts)?;
-            let dir = checkpoint_dir.unwrap_or_else(|| {
-                let base = default_checkpoint_dir(l, &cfg, seed);
-                let tag = format!("{}-{}", inputs.fingerprint().unwrap_or_default(), align_fingerprint(&align));
-                base.with_file_name(format!("{}-{}-in{}", model_name(kind), base.file_name().unwrap().to_string_lossy(), short_hash(&tag)))
-            });
-            tracing::info!("{}: checkpoints in {} (resumed or reused if present)", model_name(kind), dir.display());
-            let opts = TrainOptions { seed, checkpoint_dir: Some(dir.clone()), quiet, stop_after_epochs: None, inputs, align };
-            let (m, summary) = pulse_baselines::sasrec::train(&l.split, &cfg, &opts)?;
-            tracing::info!(
-                "{}: best valid ndcg@10 {:.4} at epoch {}/{}, {:.2}s per epoch",
-                model_name(kind),
-                summary.best_valid_ndcg10,
-                summary.best_epoch,
-                summary.epochs,
-                summary.epoch_seconds.iter().sum::<f64>() / summary.epoch_seconds.len().max(1) as f64
-            );
-            meta["train_seconds_this_call"] = serde_json::json!(t0.elapsed().as_secs_f64());
-            meta["train"] = serde_json::to_value(&summary)?;
-            meta["checkpoint_dir"] = serde_json::to_value(&dir)?;
-            let mut config = serde_json::to_value(&cfg)?;
-            config["pulse_ts"] = serde_json::to_value(ts)?;
+        ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs | ModelArg::PulseTsText => {
+            let (m, config, meta) = train_text_model(kind, l, sasrec, ts, seed, checkpoint_dir, quiet)?;
             Trained { model: Box::new(m), config, meta }
         }
         ModelArg::Pop => Trained {

@@ -36,6 +36,10 @@ pub struct ExperimentConfig {
     /// `pulse` (LoRA-tuned on [slm] train data, then ranking candidates by likelihood).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slm: Option<SlmSection>,
+    /// Cross-domain: the text-only models (`text`, `pulse-ts-text`) train on this dataset and rank the
+    /// experiment's data zero-shot (no other non-SLM model can; SLM rows have their own `[slm] train_data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_data: Option<DataSpec>,
     /// Pipeline stages run before the table, in order (`[[stage]]`): rationales → Thought Space → ToT …
     #[serde(default, rename = "stage", skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
@@ -109,6 +113,13 @@ pub struct SlmSection {
     /// cand20 at ~⅖ the speed of cand5 on 2 cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocols: Option<Vec<String>>,
+    /// The ranker's settings (`score = "sum" | "pmi"`, history, title_words); not written when default.
+    #[serde(default, skip_serializing_if = "is_default_rank")]
+    pub rank: pulse_sft::rank::RankConfig,
+}
+
+fn is_default_rank(r: &pulse_sft::rank::RankConfig) -> bool {
+    *r == pulse_sft::rank::RankConfig::default()
 }
 
 fn default_slm() -> PathBuf {
@@ -159,7 +170,10 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             Some(_) if c.slm.is_none() => bail!("{}: model {m} needs an [slm] table (store, sft)", path.display()),
             Some(_) => {}
             None => {
-                parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
+                let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
+                if c.train_data.is_some() && !matches!(k, crate::args::ModelArg::Text | crate::args::ModelArg::PulseTsText) {
+                    bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text or SLM rows)", path.display());
+                }
             }
         }
     }
@@ -191,6 +205,8 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     pulse_eval::write_atomic(&dir.join("config.resolved.json"), resolved.as_bytes())?;
     run_stages(&c, &dir, quiet)?;
     let l = load_data(&c.data)?;
+    let train = c.train_data.as_ref().map(load_data).transpose()?;
+    let train_name = train.as_ref().map(|t| t.ds.name.clone());
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for m in &c.models {
         if let Some(var) = slm_row(m) {
@@ -204,13 +220,16 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             let out = dir.join(format!("{m}-{pname}.json"));
             rows.insert((m.clone(), pname.clone()), out.clone());
             if let Ok(prev) = EvalReport::read(&out) {
-                if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && same_model_config(&prev, m, &c)? {
+                if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && same_model_config(&prev, m, &c, train_name.as_deref())? {
                     tracing::info!("{m} {pname}: already done ({})", out.display());
                     continue;
                 }
             }
             if trained.is_none() {
-                trained = Some(train_model(kind, &l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet)?);
+                trained = Some(match &train {
+                    Some(tl) => transfer_model(kind, tl, &l, &c.sasrec, &c.pulse_ts, c.seed, quiet)?,
+                    None => train_model(kind, &l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet)?,
+                });
             }
             let t = trained.as_ref().unwrap();
             let o = run_protocol(&l, t, m, p, c.seed, None, c.bootstrap, None, quiet)?;
@@ -261,7 +280,7 @@ fn slm_rows(
         rows.insert((m.to_string(), pname.clone()), out.clone());
         if ranker.is_none() {
             let adapter = var.map(|v| train_adapter(c, sl, v, quiet)).transpose()?;
-            let mut t = slm_ranker(l, &sl.model, adapter.as_ref().map(|a| a.0.as_path()))?;
+            let mut t = slm_ranker(l, &sl.model, adapter.as_ref().map(|a| a.0.as_path()), sl.rank.clone())?;
             t.config["sft_dir"] = serde_json::json!(adapter.as_ref().map(|a| &a.1));
             if let Some((_, sft_dir)) = &adapter {
                 // the adapter's training record (seconds, steps, loss curve) goes with every row it ranks
@@ -284,19 +303,25 @@ fn slm_rows(
     Ok(())
 }
 
-fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig) -> Result<bool> {
+fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, train_name: Option<&str>) -> Result<bool> {
     Ok(match model {
         "sasrec" => prev.config["model"] == serde_json::to_value(&c.sasrec)?,
-        "text" | "pulse-ts-norat" | "pulse-ts" => {
-            // The stored model config is the experiment's [sasrec] with the text fields set, plus [pulse_ts].
+        "text" | "pulse-ts-norat" | "pulse-ts" | "pulse-ts-text" => {
+            // The stored model config is the experiment's [sasrec] with the text fields set, plus [pulse_ts]
+            // (and, transferred, the dataset it was trained on).
             let mut m = prev.config["model"].clone();
-            let ts = m.as_object_mut().and_then(|o| {
-                for k in ["items", "align_weight", "align_temperature"] {
-                    o.remove(k);
-                }
-                o.remove("pulse_ts")
-            });
-            ts == Some(serde_json::to_value(&c.pulse_ts)?) && m == serde_json::to_value(c.pulse_ts.sasrec_for_text(&c.sasrec)?)?
+            let (ts, trained_on) = m
+                .as_object_mut()
+                .map(|o| {
+                    for k in ["items", "align_weight", "align_temperature"] {
+                        o.remove(k);
+                    }
+                    (o.remove("pulse_ts"), o.remove("train_data"))
+                })
+                .unwrap_or_default();
+            ts == Some(serde_json::to_value(&c.pulse_ts)?)
+                && trained_on.as_ref().and_then(|v| v.as_str()) == train_name
+                && m == serde_json::to_value(c.pulse_ts.sasrec_for_text(&c.sasrec)?)?
         }
         _ => true,
     })

@@ -312,3 +312,22 @@ fn check_thought_config(p: &Path, s: &str) {
     assert!(stderr(&o).contains("unknown field `temperture`"), "{}", stderr(&o));
     assert!(!out.exists(), "nothing written on bad input");
 }
+
+/// Cross-domain rows (`train_data`) are only for models that rank through item texts: an ID model is
+/// refused up front, in one line, with nothing written.
+#[test]
+fn experiment_train_data_takes_text_models_only() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let cfg = format!(
+        "name = \"xfer\"\nmodels = [\"text\", \"sasrec\"]\n[data]\npath = \"{0}\"\n[train_data]\npath = \"{0}\"\n",
+        data.display()
+    );
+    let p = d.path().join("x.toml");
+    std::fs::write(&p, cfg).unwrap();
+    let o = run(&["-q", "experiment", p.to_str().unwrap(), "--results", d.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("model sasrec cannot rank another domain zero-shot") && e.trim().lines().count() == 1, "{e}");
+    assert!(!d.path().join("xfer").exists());
+}

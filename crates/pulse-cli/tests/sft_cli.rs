@@ -88,7 +88,35 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         assert!(!v["recommended"].as_str().unwrap().is_empty() && v["why"].is_string(), "{l}");
     }
     let cache = std::fs::read_dir(d.path().join("runs")).unwrap().flatten().next().unwrap().path().join("slm-scores.jsonl");
-    assert_eq!(std::fs::read_to_string(cache).unwrap().lines().count(), 4);
+    assert_eq!(std::fs::read_to_string(&cache).unwrap().lines().count(), 4);
+
+    // PMI scoring: one more pass per row (no history), cached beside the conditional scores, which are
+    // reused; a candidate's score is the difference, so the hits follow from the cached log-likelihoods
+    let rep = d.path().join("slm-pmi.json");
+    let r = pulse_in(
+        d.path(),
+        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--score", "pmi", "--out", rep.to_str().unwrap()],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(v["config"]["model"]["rank"]["score"], "pmi");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&cache).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 8, "4 conditional + 4 no-history rows");
+    let split = |l: &serde_json::Value| {
+        let k = l["key"].as_str().unwrap().to_string();
+        let mut f = k.rsplitn(3, '|');
+        let (c, h) = (f.next().unwrap().to_string(), f.next().unwrap().to_string());
+        (h, c, l["scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>())
+    };
+    let rows: Vec<_> = lines.iter().map(split).collect();
+    let mut hits = 0;
+    for (h, c, cond) in rows.iter().filter(|r| r.0 != "[]") {
+        let prior = &rows.iter().find(|r| r.0 == "[]" && &r.1 == c).unwrap_or_else(|| panic!("no prior for {h} {c}")).2;
+        let pmi: Vec<f64> = cond.iter().zip(prior).map(|(a, b)| a - b).collect();
+        // candidate lists hold the true item first
+        hits += pmi[1..].iter().all(|&x| pmi[0] > x) as usize;
+    }
+    assert_eq!(v["metrics"]["hr@1"].as_f64().unwrap(), hits as f64 / 4.0, "{rows:?}");
 
     // bad input: one line, non-zero exit
     for (args, needle) in [

@@ -4,6 +4,11 @@
 //! [`Recommender`] for the candidate protocols (cand5 / cand20); the full catalogue is out of reach of an
 //! SLM on a CPU and is refused.
 //!
+//! Scoring ([`Scoring`]): `sum` is the title's log-likelihood; `pmi` subtracts the same title's
+//! log-likelihood after a prompt with no history (the same candidate list), i.e. how much the history
+//! raises the title — it cancels what the model thinks of a title regardless of the user (its length, its
+//! words, its place in the list), a calibration known as domain-conditional PMI.
+//!
 //! Scores are appended to a JSON-lines cache keyed by the model (adapter included), the prompt settings,
 //! the history and the candidates, so a long evaluation killed half-way resumes where it stopped.
 use crate::data::{title, user_turn_titles};
@@ -26,11 +31,31 @@ pub struct RankConfig {
     /// Most recent history titles shown (the method's test prompt shows 3).
     pub history: usize,
     pub title_words: usize,
+    /// Not written when `sum` (configs and results from before this field read the same).
+    #[serde(skip_serializing_if = "Scoring::is_sum")]
+    pub score: Scoring,
 }
 
 impl Default for RankConfig {
     fn default() -> Self {
-        RankConfig { history: 3, title_words: 10 }
+        RankConfig { history: 3, title_words: 10, score: Scoring::Sum }
+    }
+}
+
+/// How a candidate's score is made from the model's log-likelihoods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scoring {
+    /// log p(title | test prompt)
+    #[default]
+    Sum,
+    /// log p(title | test prompt) − log p(title | the same prompt with no history)
+    Pmi,
+}
+
+impl Scoring {
+    pub fn is_sum(&self) -> bool {
+        *self == Scoring::Sum
     }
 }
 
@@ -89,8 +114,21 @@ impl SlmRanker {
         format!("{}|{:?}|{:?}", self.key, h, candidates)
     }
 
-    /// Log-likelihood (sum over tokens) of each candidate's title after the test prompt.
+    /// Each candidate's score (see [`Scoring`]).
     pub fn score_row(&self, history: &[u32], candidates: &[u32]) -> Result<Vec<f32>> {
+        let cond = self.loglik_row(history, candidates)?;
+        match self.cfg.score {
+            Scoring::Sum => Ok(cond),
+            Scoring::Pmi => {
+                let prior = self.loglik_row(&[], candidates)?;
+                Ok(cond.iter().zip(&prior).map(|(c, p)| c - p).collect())
+            }
+        }
+    }
+
+    /// Log-likelihood (sum over tokens) of each candidate's title after the test prompt (cached; the
+    /// cache key does not depend on the scoring, so `sum` and `pmi` share the conditional scores).
+    fn loglik_row(&self, history: &[u32], candidates: &[u32]) -> Result<Vec<f32>> {
         let k = self.row_key(history, candidates);
         if let Some(s) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).0.get(&k) {
             return Ok(s.clone());

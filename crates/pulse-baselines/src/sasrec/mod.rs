@@ -273,6 +273,24 @@ impl SasRec {
         Ok(SasRec { cfg, n_items, text, names, vars, index, dev })
     }
 
+    /// The same trained weights over another catalogue (`item_text`: its items' embeddings by the same
+    /// encoder, n × text dim): zero-shot transfer. Only a text-only model transfers — item-ID embeddings
+    /// mean nothing in another catalogue.
+    pub fn transfer(&self, item_text: &Tensor) -> Result<SasRec> {
+        if self.cfg.items != ItemInput::Text {
+            return Err(BaselineError::Invalid(format!(
+                "only a text-only model (items = \"text\") transfers to another catalogue; this one has items = {:?}",
+                self.cfg.items
+            )));
+        }
+        let n = item_text.dims2()?.0;
+        let align_dim = if self.cfg.align_weight > 0.0 { self.p("align_w").dims()[1] } else { 0 };
+        let inputs = ModelInputs { item_text: Some(item_text.clone()), align_dim };
+        let m = SasRec::with_inputs(self.cfg.clone(), n, &inputs, &mut Rng::new(0))?;
+        m.set_tensors(&self.tensors(), "")?;
+        Ok(m)
+    }
+
     /// Input embeddings of the given item rows (0 = padding), (n, d).
     fn item_rows(&self, ids: &Tensor) -> Result<Tensor> {
         let text = |t: &Tensor| t.index_select(ids, 0)?.matmul(self.p("text_w"))?.broadcast_add(self.p("text_b"));
