@@ -275,6 +275,11 @@ pub struct Trained {
     pub meta: serde_json::Value,
 }
 
+/// Models whose items are their texts alone (no item IDs): the ones that can rank another catalogue.
+pub fn text_only(kind: ModelArg) -> bool {
+    matches!(kind, ModelArg::Text | ModelArg::PulseTsText)
+}
+
 /// The frozen item-text matrix of a dataset (n_items × encoder dim; embeddings cached under
 /// runs/<dataset>-<split>/item-texts.cache), the encoder, and that runs folder.
 fn item_texts(l: &Loaded, ts: &TsConfig) -> Result<(pulse_thought::SentenceEncoder, candle_core::Tensor, PathBuf)> {
@@ -300,7 +305,7 @@ fn text_model_inputs(
     let (enc, text, dir) = item_texts(l, ts)?;
     let n_items = text.dims2()?.0;
     let mut cfg = ts.sasrec_for_text(sasrec)?;
-    cfg.items = if matches!(kind, ModelArg::Text | ModelArg::PulseTsText) { ItemInput::Text } else { ItemInput::Both };
+    cfg.items = if text_only(kind) { ItemInput::Text } else { ItemInput::Both };
     let mut inputs = pulse_baselines::ModelInputs { item_text: Some(text), align_dim: 0 };
     let mut align = std::collections::HashMap::new();
     let mut meta = serde_json::json!({ "encoder": enc.id(), "items_embedded": n_items });
@@ -384,7 +389,7 @@ fn train_text_model(
 /// of `test` through their texts (same encoder), with no training on `test`. The config records the
 /// training dataset.
 pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, seed: u64, quiet: bool) -> Result<Trained> {
-    if !matches!(kind, ModelArg::Text | ModelArg::PulseTsText) {
+    if !text_only(kind) {
         bail!("{}: only text-only models (text, pulse-ts-text) rank another domain zero-shot", model_name(kind));
     }
     let (m, mut config, mut meta) = train_text_model(kind, train, sasrec, ts, seed, None, quiet)?;

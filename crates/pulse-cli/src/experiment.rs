@@ -171,7 +171,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             Some(_) => {}
             None => {
                 let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
-                if c.train_data.is_some() && !matches!(k, crate::args::ModelArg::Text | crate::args::ModelArg::PulseTsText) {
+                if c.train_data.is_some() && !text_only(k) {
                     bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text or SLM rows)", path.display());
                 }
             }
