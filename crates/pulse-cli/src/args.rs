@@ -178,6 +178,17 @@ pub struct ModelArgs {
     /// KV-cache tokens per sequence (prompt + new tokens).
     #[arg(long, default_value_t = 1024)]
     pub ctx: usize,
+    /// MiB of prompt KV kept between batches, so prompts sharing a beginning (the chat template, a ToT
+    /// user's prompt at every depth) compute it once; 0 = off.
+    #[arg(long, default_value_t = 1024)]
+    pub prefix_cache_mb: usize,
+}
+
+impl ModelArgs {
+    /// The command-line defaults for `model` (what experiments use for their SLM rows).
+    pub fn defaults(model: &std::path::Path) -> Self {
+        ModelArgs { model: model.to_path_buf(), weights: WeightsArg::F16, threads: 0, batch: 32, ctx: 1024, prefix_cache_mb: 1024 }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

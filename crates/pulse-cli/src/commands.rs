@@ -246,7 +246,7 @@ pub fn sample_users(l: &Loaded, n: usize, seed: u64) -> Vec<usize> {
 
 /// The SLM ranker (optionally with a LoRA adapter), its score cache under runs/.
 pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>, cfg: pulse_sft::rank::RankConfig) -> Result<Trained> {
-    let m = crate::args::ModelArgs { model: model.to_path_buf(), weights: crate::args::WeightsArg::F16, threads: 0, batch: 32, ctx: 1024 };
+    let m = crate::args::ModelArgs::defaults(model);
     let mut engine = crate::slm_cmd::load_engine(&m)?;
     if let Some(a) = adapter {
         engine.attach_adapter(a)?;

@@ -250,7 +250,7 @@ fn train_adapter(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Vari
     let key = serde_json::to_string(&serde_json::json!({ "data": spec, "sft": file, "users": sl.train_users, "seed": c.seed, "store": sl.store, "model": sl.model }))?;
     let tl = load_data(&spec)?;
     let out = PathBuf::from("runs/sft").join(format!("{}-{}-{}", tl.ds.name, v.name(), crate::commands::short_hash(&key)));
-    let model = crate::args::ModelArgs { model: sl.model.clone(), weights: crate::args::WeightsArg::F16, threads: 0, batch: 32, ctx: 1024 };
+    let model = crate::args::ModelArgs::defaults(&sl.model);
     let job = crate::sft_cmd::SftJob { variant: v, cfg: &file, store: &sl.store, model: &model, users: sl.train_users, seed: c.seed, out: &out, max_steps: None };
     let line = crate::sft_cmd::run_sft(&tl, &job, quiet)?;
     tracing::info!("{line}");

@@ -17,7 +17,14 @@ pub fn load_engine(m: &ModelArgs) -> Result<LlamaEngine> {
         WeightsArg::F16 => Weights::F16,
         WeightsArg::Native => Weights::Native,
     };
-    let opts = EngineOptions { weights, threads: m.threads, max_seqs: m.batch, n_batch: 512, ctx_per_seq: m.ctx };
+    let opts = EngineOptions {
+        weights,
+        threads: m.threads,
+        max_seqs: m.batch,
+        n_batch: 512,
+        ctx_per_seq: m.ctx,
+        prefix_cache_bytes: m.prefix_cache_mb << 20,
+    };
     let t = Instant::now();
     let e = LlamaEngine::load(&m.model, opts)?;
     let rt = if e.model().runtime.is_empty() { "as stored".to_string() } else { e.model().runtime.clone() };

@@ -22,7 +22,7 @@ fn examples(engine: &LlamaEngine, prompt: &Prompt, answers: &[&str]) -> Vec<Exam
 fn dequantised_forward_matches_llama_cpp_log_likelihoods() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(pulse_slm::DEFAULT_MODEL);
     assert!(path.is_file(), "{} missing: run `bash scripts/fetch_models.sh` first", path.display());
-    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 4, n_batch: 512, ctx_per_seq: 512 };
+    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 4, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
     let mut engine = LlamaEngine::load(&path, opts).unwrap();
     let model = Llama::load_gguf(&path).unwrap();
     let c = &model.cfg;
@@ -75,7 +75,7 @@ fn gguf_adapter_in_llama_cpp_matches_the_candle_adapter() {
     let gguf = dir.path().join("adapter.gguf");
     lora.save_gguf(&gguf, "llama").unwrap();
 
-    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 4, n_batch: 512, ctx_per_seq: 512 };
+    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 4, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
     let mut engine = LlamaEngine::load(&path, opts).unwrap();
     let base_key = engine.model().key();
     engine.attach_adapter(&gguf).unwrap();

@@ -62,11 +62,21 @@ pub struct EngineOptions {
     pub n_batch: usize,
     /// KV-cache length per sequence (prompt + new tokens).
     pub ctx_per_seq: usize,
+    /// Bytes of prompt KV state kept between `generate` calls (0 = off): a new prompt that starts with the
+    /// tokens of an earlier one restores that prefix instead of computing it again (see [`PrefixCache`]).
+    pub prefix_cache_bytes: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { weights: Weights::F16, threads: 0, max_seqs: 32, n_batch: 512, ctx_per_seq: 1024 }
+        EngineOptions {
+            weights: Weights::F16,
+            threads: 0,
+            max_seqs: 32,
+            n_batch: 512,
+            ctx_per_seq: 1024,
+            prefix_cache_bytes: 1 << 30,
+        }
     }
 }
 
@@ -84,6 +94,96 @@ pub struct LlamaEngine {
     opts: EngineOptions,
     /// A LoRA adapter (GGUF) applied in every context, if attached.
     adapter: Option<std::sync::Mutex<LlamaLoraAdapter>>,
+    /// Prompt KV states of earlier `generate` calls (a Mutex because contexts borrow the engine).
+    prefix_cache: std::sync::Mutex<PrefixCache>,
+}
+
+/// Prompt KV states kept across `generate` calls, so prompts that share a long beginning compute it once:
+/// the chat template and system prompt of every request, and — what it is for — the Tree-of-Thought
+/// prompts of one user, which differ only in the chain of thoughts at their end (one call per depth).
+/// After a prompt is prefilled its sequence's state is stored; a later prompt restores the entry with the
+/// longest common token prefix, drops the cells past it and prefills only the rest. The KV of a token
+/// depends only on the tokens before it, so the restored cells are the ones a full prefill computes, up to
+/// floating-point rounding (as with any change of batch composition; tested: the same greedy texts).
+/// States are only valid for contexts with the same sequence count and the same adapter; attaching an
+/// adapter empties the cache. Least recently used entries go first once `limit` bytes are held.
+#[derive(Default)]
+pub struct PrefixCache {
+    entries: Vec<PrefixEntry>,
+    bytes: usize,
+    limit: usize,
+    clock: u64,
+    stats: PrefixStats,
+}
+
+struct PrefixEntry {
+    n_seqs: usize,
+    tokens: Vec<u32>,
+    state: llama_cpp_2::context::session::SeqState,
+    used: u64,
+}
+
+/// What the prefix cache saved so far (for benchmarks and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixStats {
+    /// Prompts that restored a cached prefix.
+    pub hits: u64,
+    /// Prompt tokens restored instead of computed.
+    pub reused_tokens: u64,
+    /// Prompt tokens computed.
+    pub prefilled_tokens: u64,
+}
+
+/// Shorter shared prefixes are not worth a restore.
+const MIN_PREFIX: usize = 16;
+
+impl PrefixCache {
+    fn new(limit: usize) -> Self {
+        PrefixCache { limit, ..Default::default() }
+    }
+
+    /// The entry sharing the longest prefix with `tokens` (at most `tokens.len() - 1`, so the last prompt
+    /// token is always computed and gives the first logits), if that prefix is long enough.
+    fn lookup(&mut self, n_seqs: usize, tokens: &[u32]) -> Option<(usize, &llama_cpp_2::context::session::SeqState)> {
+        let cap = tokens.len().saturating_sub(1);
+        let mut best: Option<(usize, usize)> = None;
+        for (i, e) in self.entries.iter().enumerate().filter(|(_, e)| e.n_seqs == n_seqs) {
+            let lcp = e.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count().min(cap);
+            if lcp >= MIN_PREFIX && best.map_or(true, |(_, b)| lcp > b) {
+                best = Some((i, lcp));
+            }
+        }
+        let (i, lcp) = best?;
+        self.clock += 1;
+        self.entries[i].used = self.clock;
+        Some((lcp, &self.entries[i].state))
+    }
+
+    fn insert(&mut self, n_seqs: usize, tokens: &[u32], state: llama_cpp_2::context::session::SeqState) {
+        let size = state.byte_len() + tokens.len() * 4;
+        if tokens.len() < MIN_PREFIX || size > self.limit {
+            return;
+        }
+        self.clock += 1;
+        if let Some(e) = self.entries.iter_mut().find(|e| e.n_seqs == n_seqs && e.tokens == tokens) {
+            e.used = self.clock;
+            return;
+        }
+        while self.bytes + size > self.limit {
+            let Some(old) = self.entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i) else {
+                break;
+            };
+            let e = self.entries.swap_remove(old);
+            self.bytes -= e.state.byte_len() + e.tokens.len() * 4;
+        }
+        self.bytes += size;
+        self.entries.push(PrefixEntry { n_seqs, tokens: tokens.to_vec(), state, used: self.clock });
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
 }
 
 /// sha256 of a file, hex.
@@ -212,6 +312,7 @@ impl LlamaEngine {
             control_texts,
             eog,
             pieces,
+            prefix_cache: std::sync::Mutex::new(PrefixCache::new(opts.prefix_cache_bytes)),
             opts,
             adapter: None,
         })
@@ -228,6 +329,7 @@ impl LlamaEngine {
         let sha = file_sha256(path)?;
         let a = self.model.lora_adapter_init(path).map_err(|e| err(format!("llama.cpp could not load the adapter: {e}")))?;
         self.adapter = Some(std::sync::Mutex::new(a));
+        self.prefix_cache.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         let base = if self.id.runtime.is_empty() { String::new() } else { format!("{}+", self.id.runtime) };
         self.id.runtime = format!("{base}lora:{}", &sha[..16]);
         Ok(())
@@ -238,6 +340,10 @@ impl LlamaEngine {
     }
     pub fn options(&self) -> &EngineOptions {
         &self.opts
+    }
+    /// What the prompt-prefix cache has saved since the engine was loaded.
+    pub fn prefix_stats(&self) -> PrefixStats {
+        self.prefix_cache.lock().unwrap_or_else(|e| e.into_inner()).stats
     }
     /// Bytes of weights as executed (what one decode step reads).
     pub fn weight_bytes(&self) -> u64 {
@@ -460,6 +566,8 @@ impl Generator for LlamaEngine {
         let mut missing: Vec<usize> = requests.iter().map(|r| r.n).collect();
         let mut scratch = Vec::new();
         let mut logits_buf: Vec<f32> = Vec::new();
+        let use_cache = self.opts.prefix_cache_bytes > 0;
+        let mut cache = self.prefix_cache.lock().unwrap_or_else(|e| e.into_inner());
 
         loop {
             // Admit jobs while their samples fit into free slots.
@@ -471,13 +579,25 @@ impl Generator for LlamaEngine {
                 }
                 queue.pop_front();
                 let req = &requests[jobs[ji].req];
+                // The leader restores the longest cached prefix of its prompt, if any, and prefills the rest.
+                let mut start = 0usize;
+                if use_cache {
+                    if let Some((lcp, state)) = cache.lookup(n_seqs, &jobs[ji].tokens) {
+                        let leader = free[0] as i32;
+                        ctx.state_seq_set(state, leader).map_err(|e| SlmError::Backend(format!("prefix cache: {e}")))?;
+                        ctx.clear_kv_cache_seq(Some(leader as u32), Some(lcp as u32), None).map_err(backend_err)?;
+                        start = lcp;
+                        cache.stats.hits += 1;
+                        cache.stats.reused_tokens += lcp as u64;
+                    }
+                }
                 for (k, &s) in free.iter().enumerate() {
                     let sample_idx = jobs[ji].first_sample + k;
                     let slot = &mut slots[s];
-                    slot.state = if k == 0 { SlotState::Prefill { done: 0 } } else { SlotState::Follower };
+                    slot.state = if k == 0 { SlotState::Prefill { done: start } } else { SlotState::Follower };
                     slot.job = ji;
                     slot.sample = sample_idx;
-                    slot.pos = 0;
+                    slot.pos = start;
                     slot.rng = Rng::derive(req.seed, &format!("sample-{sample_idx}"));
                     slot.bytes.clear();
                     slot.new_tokens = 0;
@@ -524,6 +644,7 @@ impl Generator for LlamaEngine {
                 break;
             }
             ctx.decode(&mut batch).map_err(|e| SlmError::Backend(format!("decode: {e}")))?;
+            cache.stats.prefilled_tokens += n_prompt as u64;
             sink(GenEvent::Tokens { prompt: n_prompt, generated: n_gen });
 
             // Sample for every slot whose logits were requested.
@@ -535,6 +656,13 @@ impl Generator for LlamaEngine {
                 // A leader that just finished its prompt hands the KV cache to its followers; all of them
                 // sample their first token from the same logits.
                 let group: Vec<usize> = if matches!(slots[s].state, SlotState::Prefill { .. }) {
+                    if use_cache {
+                        // The sequence holds exactly the prompt now: keep it for later prompts.
+                        let state = ctx
+                            .state_seq_get(s as i32, Default::default())
+                            .map_err(|e| SlmError::Backend(format!("prefix cache: {e}")))?;
+                        cache.insert(n_seqs, &jobs[ji].tokens, state);
+                    }
                     let followers: Vec<usize> = jobs[ji].slots.iter().copied().filter(|&f| f != s).collect();
                     for &f in &followers {
                         ctx.copy_kv_cache_seq(s as i32, f as i32, None, None).map_err(backend_err)?;

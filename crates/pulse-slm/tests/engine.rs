@@ -18,7 +18,7 @@ fn model_path() -> PathBuf {
 fn engine() -> std::sync::MutexGuard<'static, LlamaEngine> {
     static E: OnceLock<Mutex<LlamaEngine>> = OnceLock::new();
     E.get_or_init(|| {
-        let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512 };
+        let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
         Mutex::new(LlamaEngine::load(&model_path(), opts).expect("model loads"))
     })
     .lock()
@@ -109,6 +109,64 @@ fn a_request_gives_the_same_text_alone_or_in_a_batch() {
     assert_eq!(together[2], alone[0]);
 }
 
+/// A ToT-style pair of prompts: the second continues the first's assistant turn with one more thought.
+fn tot_prompts() -> (Prompt, Prompt) {
+    let sys = ChatMessage::system(
+        "You explain why a shopper chose an item. Think step by step: each step is one short sentence about the \
+         shopper's tastes and needs, on its own numbered line.",
+    );
+    let user = ChatMessage::user(
+        "The shopper bought, oldest first:\n- Rose face oil with vitamin E\n- Matte lipstick, deep red\n\
+         - Hydrating night cream for dry skin\nThe item they chose next: Lavender body lotion\n\n\
+         Step by step, why does this choice fit the shopper?",
+    );
+    let p1 = Prompt::Chat(vec![sys.clone(), user.clone(), ChatMessage::assistant("1. ")]);
+    let p2 = Prompt::Chat(vec![sys, user, ChatMessage::assistant("1. They care for dry skin.\n2. ")]);
+    (p1, p2)
+}
+
+#[test]
+fn prefix_cache_reuses_a_shared_prompt_beginning_and_keeps_the_texts() {
+    let (p1, p2) = tot_prompts();
+    // Greedy: the restored cells hold the same values up to floating-point rounding (the matrix kernels see
+    // other row counts, as with any change of batch composition), which can flip a near-tie when sampling.
+    let greedy = SamplingParams { temperature: 0.0, ..sampled(32) };
+    let req = |p: &Prompt, seed| GenRequest { prompt: p.clone(), n: 1, seed, params: greedy.clone() };
+    // Reference: an engine without the cache.
+    let opts = EngineOptions {
+        weights: pulse_slm::Weights::F16,
+        threads: 2,
+        max_seqs: 8,
+        n_batch: 512,
+        ctx_per_seq: 512,
+        prefix_cache_bytes: 0,
+    };
+    let mut cold = LlamaEngine::load(&model_path(), opts).unwrap();
+    let want = cold.generate_all(&[req(&p2, 11)]).unwrap();
+    assert_eq!(cold.prefix_stats().hits, 0);
+    assert_eq!(cold.prefix_stats().reused_tokens, 0);
+    drop(cold);
+
+    let mut e = engine();
+    e.generate_all(&[req(&p1, 10)]).unwrap();
+    let before = e.prefix_stats();
+    let got = e.generate_all(&[req(&p2, 11)]).unwrap();
+    let after = e.prefix_stats();
+    assert_eq!(got, want, "restoring a cached prefix must not change what is generated");
+    // The second prompt restored everything up to where the two assistant turns part ("1." at least) and
+    // computed only its own thought.
+    let (t1, t2) = (e.prompt_tokens(&p1).unwrap(), e.prompt_tokens(&p2).unwrap());
+    let shared = t1.iter().zip(&t2).take_while(|(a, b)| a == b).count();
+    assert!(shared > 60, "{shared}");
+    assert_eq!(after.hits, before.hits + 1);
+    assert_eq!(after.reused_tokens - before.reused_tokens, shared as u64);
+    assert_eq!(after.prefilled_tokens - before.prefilled_tokens, (t2.len() - shared) as u64);
+    // The same prompt again: all but its last token come from the cache, the texts are the same.
+    let again = e.generate_all(&[req(&p2, 11)]).unwrap();
+    assert_eq!(again, want);
+    assert_eq!(e.prefix_stats().reused_tokens - after.reused_tokens, (t2.len() - 1) as u64);
+}
+
 #[test]
 fn greedy_limits_and_stop_strings() {
     let mut e = engine();
@@ -181,7 +239,7 @@ fn bad_inputs_are_one_line_errors() {
 /// same way: the dequantization changes rounding, not the model.
 #[test]
 fn f16_and_native_weights_rank_candidates_identically() {
-    let native = EngineOptions { weights: pulse_slm::Weights::Native, threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512 };
+    let native = EngineOptions { weights: pulse_slm::Weights::Native, threads: 2, max_seqs: 8, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
     let mut q = LlamaEngine::load(&model_path(), native).unwrap();
     assert_eq!(q.model().runtime, "");
     let prompt = Prompt::Chat(vec![ChatMessage::user(

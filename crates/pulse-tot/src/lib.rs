@@ -176,6 +176,10 @@ pub trait ChainScorer {
     /// Stored in the key: which judge (and which weights) picked the chains.
     fn id(&self) -> String;
     fn score(&mut self, gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>>;
+    /// Many choices' chains at once (what the search calls once per depth); by default one by one.
+    fn score_all(&mut self, gen: &mut dyn Generator, jobs: &[ScoreJob<'_>]) -> Result<Vec<Vec<f64>>> {
+        jobs.iter().map(|j| self.score(gen, j)).collect()
+    }
 }
 
 pub struct ScoreJob<'a> {
@@ -205,21 +209,37 @@ impl ChainScorer for SpaceScorer<'_> {
     fn id(&self) -> String {
         format!("space:{}:{}", self.encoder.id(), self.space_id)
     }
-    fn score(&mut self, _gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
-        if !self.behaviours.contains_key(job.behaviour) {
-            let e = self.encoder.encode(&[job.behaviour], 1)?;
-            let b = self.space.apply(&e, false)?.remove(0);
-            self.behaviours.insert(job.behaviour.to_string(), b);
+    fn score(&mut self, gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        Ok(self.score_all(gen, std::slice::from_ref(job))?.remove(0))
+    }
+    fn score_all(&mut self, _gen: &mut dyn Generator, jobs: &[ScoreJob<'_>]) -> Result<Vec<Vec<f64>>> {
+        if jobs.iter().all(|j| j.chains.is_empty()) {
+            return Ok(vec![Vec::new(); jobs.len()]);
         }
-        let b = &self.behaviours[job.behaviour];
-        let texts: Vec<String> = job.chains.iter().map(|c| chain_text(c)).collect();
+        let mut new_b: Vec<&str> = jobs.iter().map(|j| j.behaviour).filter(|b| !self.behaviours.contains_key(*b)).collect();
+        new_b.sort_unstable();
+        new_b.dedup();
+        if !new_b.is_empty() {
+            let e = self.space.apply(&self.encoder.encode(&new_b, 32)?, false)?;
+            for (b, v) in new_b.into_iter().zip(e) {
+                self.behaviours.insert(b.to_string(), v);
+            }
+        }
+        let texts: Vec<String> = jobs.iter().flat_map(|j| j.chains.iter().map(|c| chain_text(c))).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let r = self.space.apply(&self.encoder.encode(&refs, 16)?, true)?;
-        Ok(texts
+        let mut r = self.space.apply(&self.encoder.encode(&refs, 32)?, true)?.into_iter();
+        Ok(jobs
             .iter()
-            .zip(&r)
-            .zip(job.chains)
-            .map(|((_, r), c)| if degenerate(c) { f64::NEG_INFINITY } else { pulse_thought::cosine(r, b) as f64 })
+            .map(|j| {
+                let b = &self.behaviours[j.behaviour];
+                j.chains
+                    .iter()
+                    .map(|c| {
+                        let r = r.next().expect("one vector per chain");
+                        if degenerate(c) { f64::NEG_INFINITY } else { pulse_thought::cosine(&r, b) as f64 }
+                    })
+                    .collect()
+            })
             .collect())
     }
 }
@@ -273,6 +293,9 @@ pub struct RunSummary {
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub seconds: f64,
+    /// Of `seconds`: writing thoughts (the SLM) and judging chains (the scorer).
+    pub generate_seconds: f64,
+    pub score_seconds: f64,
 }
 
 /// Per-request seed: only the run seed, the choice and the node decide a sample.
@@ -396,7 +419,9 @@ pub fn run(
                     });
                 }
             }
+            let t = Instant::now();
             let gens = gen.generate_all(&requests)?;
+            summary.generate_seconds += t.elapsed().as_secs_f64();
             let mut children: Vec<Vec<(Vec<String>, usize)>> = vec![Vec::new(); searches.len()];
             for ((s, b), g) in owners.into_iter().zip(gens) {
                 let se = &mut searches[s];
@@ -416,9 +441,18 @@ pub fn run(
                     children[s].push((next, se.nodes.len() - 1));
                 }
             }
-            for (se, kids) in searches.iter_mut().zip(children) {
-                let chains: Vec<Vec<String>> = kids.iter().map(|k| k.0.clone()).collect();
-                let scores = scorer.score(gen, &ScoreJob { behaviour: &se.behaviour, first_prompt: &se.first, chains: &chains })?;
+            // All users' new chains judged in one call (the encoder batches them).
+            let t = Instant::now();
+            let chains: Vec<Vec<Vec<String>>> = children.iter().map(|kids| kids.iter().map(|k| k.0.clone()).collect()).collect();
+            let jobs: Vec<ScoreJob> = searches
+                .iter()
+                .zip(&chains)
+                .map(|(se, chains)| ScoreJob { behaviour: &se.behaviour, first_prompt: &se.first, chains })
+                .collect();
+            let all_scores = scorer.score_all(gen, &jobs)?;
+            drop(jobs);
+            summary.score_seconds += t.elapsed().as_secs_f64();
+            for ((se, kids), scores) in searches.iter_mut().zip(children).zip(all_scores) {
                 let mut ranked: Vec<(Vec<String>, usize, f64)> =
                     kids.into_iter().zip(scores).map(|((chain, node), sc)| (chain, node, sc)).collect();
                 for (_, node, sc) in &ranked {

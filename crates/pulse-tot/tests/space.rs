@@ -8,7 +8,7 @@ use pulse_data::{LoadOptions, Split};
 use pulse_rationale::Store;
 use pulse_slm::{scripted::Scripted, Prompt};
 use pulse_thought::{SentenceEncoder, ThoughtSpace, DEFAULT_ENCODER};
-use pulse_tot::{run, RunOptions, Scoring, SpaceScorer, TotConfig};
+use pulse_tot::{run, ChainScorer, RunOptions, ScoreJob, Scoring, SpaceScorer, TotConfig};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -43,4 +43,35 @@ fn the_space_prefers_thoughts_about_the_chosen_item() {
         let sc = r.score.unwrap();
         assert!(sc > 0.3 && sc <= 1.0, "cosine {sc}");
     }
+}
+
+/// The search judges all users' chains of a depth in one batched call; that must give each chain the score
+/// it gets when judged alone (one user at a time), and an empty thought never wins.
+#[test]
+fn batched_judging_equals_one_by_one() {
+    let enc = SentenceEncoder::load(&root().join(DEFAULT_ENCODER), 128).unwrap();
+    let space = ThoughtSpace::identity(enc.dim(), candle_core::DType::F32).unwrap();
+    let mut g = Scripted::new(|_, _| String::new());
+    let first = Prompt::Raw("unused by this judge".into());
+    let chains_a = vec![
+        vec!["They like rose scents.".to_string()],
+        vec!["A gift for a friend who loves perfume, in a small bottle.".to_string(), "Cheap.".to_string()],
+        vec![String::new()],
+    ];
+    let chains_b = vec![vec!["Shampoo for dry hair with argan oil.".to_string()]];
+    let jobs = [
+        ScoreJob { behaviour: "[CONTEXT] History: Rose soap [CHOSEN_ITEM] Rose perfume", first_prompt: &first, chains: &chains_a },
+        ScoreJob { behaviour: "[CONTEXT] History: Conditioner [CHOSEN_ITEM] Argan oil shampoo", first_prompt: &first, chains: &chains_b },
+    ];
+    let mut scorer = SpaceScorer::new(&enc, &space, "identity".into());
+    let together = scorer.score_all(&mut g, &jobs).unwrap();
+    let mut fresh = SpaceScorer::new(&enc, &space, "identity".into());
+    let alone: Vec<Vec<f64>> = jobs.iter().map(|j| fresh.score(&mut g, j).unwrap()).collect();
+    assert_eq!(together.len(), 2);
+    assert_eq!((together[0].len(), together[1].len()), (3, 1));
+    for (t, a) in together.iter().flatten().zip(alone.iter().flatten()) {
+        assert!((t - a).abs() < 1e-5 || (t.is_infinite() && a.is_infinite()), "{t} vs {a}");
+    }
+    assert_eq!(together[0][2], f64::NEG_INFINITY);
+    assert!(together[1][0] > 0.3, "{together:?}");
 }
