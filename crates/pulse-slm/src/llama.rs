@@ -584,11 +584,19 @@ impl Generator for LlamaEngine {
                 if use_cache {
                     if let Some((lcp, state)) = cache.lookup(n_seqs, &jobs[ji].tokens) {
                         let leader = free[0] as i32;
-                        ctx.state_seq_set(state, leader).map_err(|e| SlmError::Backend(format!("prefix cache: {e}")))?;
-                        ctx.clear_kv_cache_seq(Some(leader as u32), Some(lcp as u32), None).map_err(backend_err)?;
-                        start = lcp;
-                        cache.stats.hits += 1;
-                        cache.stats.reused_tokens += lcp as u64;
+                        match ctx.state_seq_set(state, leader) {
+                            Ok(()) => {
+                                ctx.clear_kv_cache_seq(Some(leader as u32), Some(lcp as u32), None).map_err(backend_err)?;
+                                start = lcp;
+                                cache.stats.hits += 1;
+                                cache.stats.reused_tokens += lcp as u64;
+                            }
+                            // A state llama.cpp will not take back costs a full prefill, never the run.
+                            Err(e) => {
+                                tracing::warn!("prefix cache: restoring a cached prompt failed ({e}); computing it in full");
+                                ctx.clear_kv_cache_seq(Some(leader as u32), None, None).map_err(backend_err)?;
+                            }
+                        }
                     }
                 }
                 for (k, &s) in free.iter().enumerate() {
