@@ -21,6 +21,12 @@ impl Pop {
     pub fn counts(&self) -> &[f32] {
         &self.counts
     }
+    /// Scores ln(1 + count) instead of the count: the same ranking, a scale on which standardised
+    /// scores can be mixed with other models' (a [`pulse_eval::Hybrid`] part).
+    pub fn log_scaled(mut self) -> Self {
+        self.counts.iter_mut().for_each(|c| *c = c.ln_1p());
+        self
+    }
 }
 
 impl Recommender for Pop {

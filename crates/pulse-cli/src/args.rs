@@ -372,6 +372,12 @@ pub enum ModelArg {
     /// PULSE-TS over item texts only (no item IDs): the Thought-Space rationale term on the text-only
     /// model, the PULSE-TS variant that can rank another domain's catalogue zero-shot.
     PulseTsText,
+    /// Content similarity: cosine between an item's text embedding and the user's recent items'
+    /// (recency-weighted); nothing trained, so it ranks any catalogue zero-shot.
+    Content,
+    /// Item-KNN: item-to-item co-occurrence in the training sequences (cosine), summed over the user's
+    /// last items; ID-based, nothing trained beyond counting.
+    Itemknn,
     /// The SLM as a ranker (cand protocols only): each candidate title scored by its log-likelihood after
     /// the test prompt; `--adapter` applies a `pulse sft` adapter (PULSE and its ablations), none = the
     /// base model zero-shot.

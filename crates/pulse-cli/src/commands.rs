@@ -96,8 +96,10 @@ pub fn parse_model(s: &str) -> Result<ModelArg> {
         "pulse-ts-norat" => ModelArg::PulseTsNorat,
         "pulse-ts" => ModelArg::PulseTs,
         "pulse-ts-text" => ModelArg::PulseTsText,
+        "content" => ModelArg::Content,
+        "itemknn" => ModelArg::Itemknn,
         "slm" => ModelArg::Slm,
-        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts, pulse-ts-text or slm)"),
+        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts, pulse-ts-text, content, itemknn or slm)"),
     })
 }
 
@@ -109,6 +111,8 @@ pub fn model_name(m: ModelArg) -> &'static str {
         ModelArg::PulseTsNorat => "pulse-ts-norat",
         ModelArg::PulseTs => "pulse-ts",
         ModelArg::PulseTsText => "pulse-ts-text",
+        ModelArg::Content => "content",
+        ModelArg::Itemknn => "itemknn",
         ModelArg::Slm => "slm",
     }
 }
@@ -277,7 +281,24 @@ pub struct Trained {
 
 /// Models whose items are their texts alone (no item IDs): the ones that can rank another catalogue.
 pub fn text_only(kind: ModelArg) -> bool {
-    matches!(kind, ModelArg::Text | ModelArg::PulseTsText)
+    matches!(kind, ModelArg::Text | ModelArg::PulseTsText | ModelArg::Content)
+}
+
+/// The content-similarity model's profile: the last `CONTENT_LAST` items, each older one weighted
+/// `CONTENT_DECAY` times the next newer one (fixed, not tuned).
+pub const CONTENT_LAST: usize = 10;
+pub const CONTENT_DECAY: f32 = 0.8;
+/// Item-KNN: co-occurrence within `ITEMKNN_WINDOW` positions; profile as for content (fixed, not tuned).
+pub const ITEMKNN_WINDOW: usize = 5;
+
+/// The content-similarity model over a dataset's item texts (nothing to train).
+fn content_model(l: &Loaded, ts: &TsConfig) -> Result<Trained> {
+    let (enc, text, _) = item_texts(l, ts)?;
+    Ok(Trained {
+        model: Box::new(pulse_baselines::Content::new(&text, CONTENT_LAST, CONTENT_DECAY)?),
+        config: serde_json::json!({ "encoder": ts.encoder, "last": CONTENT_LAST, "decay": CONTENT_DECAY }),
+        meta: serde_json::json!({ "encoder": enc.id() }),
+    })
 }
 
 /// The frozen item-text matrix of a dataset (n_items × encoder dim; embeddings cached under
@@ -390,7 +411,12 @@ fn train_text_model(
 /// training dataset.
 pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, seed: u64, quiet: bool) -> Result<Trained> {
     if !text_only(kind) {
-        bail!("{}: only text-only models (text, pulse-ts-text) rank another domain zero-shot", model_name(kind));
+        bail!("{}: only text-only models (text, pulse-ts-text, content) rank another domain zero-shot", model_name(kind));
+    }
+    if kind == ModelArg::Content {
+        let mut t = content_model(test, ts)?;
+        t.config["train_data"] = serde_json::json!(train.ds.name);
+        return Ok(t);
     }
     let (m, mut config, mut meta) = train_text_model(kind, train, sasrec, ts, seed, None, quiet)?;
     let (_, text, _) = item_texts(test, ts)?;
@@ -411,6 +437,12 @@ pub fn train_model(
 ) -> Result<Trained> {
     let t0 = Instant::now();
     Ok(match kind {
+        ModelArg::Content => content_model(l, ts)?,
+        ModelArg::Itemknn => Trained {
+            model: Box::new(pulse_baselines::ItemKnn::fit(&l.split, ITEMKNN_WINDOW, CONTENT_LAST, CONTENT_DECAY)),
+            config: serde_json::json!({ "window": ITEMKNN_WINDOW, "last": CONTENT_LAST, "decay": CONTENT_DECAY }),
+            meta: serde_json::json!({ "train_seconds": t0.elapsed().as_secs_f64() }),
+        },
         ModelArg::Slm => bail!("the slm ranker is built by `pulse eval --model slm` (experiments: not yet)"),
         ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs | ModelArg::PulseTsText => {
             let (m, config, meta) = train_text_model(kind, l, sasrec, ts, seed, checkpoint_dir, quiet)?;

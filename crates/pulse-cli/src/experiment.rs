@@ -40,6 +40,9 @@ pub struct ExperimentConfig {
     /// experiment's data zero-shot (no other non-SLM model can; SLM rows have their own `[slm] train_data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_data: Option<DataSpec>,
+    /// `hybrid` row: a weighted sum of other models' standardised scores, weights tuned on validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridSection>,
     /// Pipeline stages run before the table, in order (`[[stage]]`): rationales → Thought Space → ToT …
     #[serde(default, rename = "stage", skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
@@ -88,6 +91,35 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
         pulse_eval::write_atomic(&marker, serde_json::to_string_pretty(&rec)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// `[hybrid]`: which models to mix and how the weights are tuned. Cross-domain (with `train_data`), the
+/// parts are text-only models and `pop`; the weights are tuned on the training domain's validation stage
+/// and then applied, unchanged, to the transferred text models plus the target's own popularity counts
+/// (a statistic of the target's training interactions, not a trained parameter).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HybridSection {
+    pub parts: Vec<String>,
+    /// Candidates per validation list (the target + n − 1 never-interacted items).
+    #[serde(default = "default_tune_candidates")]
+    pub tune_candidates: usize,
+    /// Validation users the weights are tuned on (a seeded sample).
+    #[serde(default = "default_tune_users")]
+    pub tune_users: usize,
+    /// Step of the weight grid over the simplex.
+    #[serde(default = "default_grid_step")]
+    pub grid_step: f32,
+}
+
+fn default_tune_candidates() -> usize {
+    20
+}
+fn default_tune_users() -> usize {
+    5000
+}
+fn default_grid_step() -> f32 {
+    0.05
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -166,6 +198,22 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     c.sasrec.validate()?;
     c.pulse_ts.sasrec_for_text(&c.sasrec).with_context(|| path.display().to_string())?;
     for m in &c.models {
+        if m == "hybrid" {
+            let Some(h) = &c.hybrid else { bail!("{}: model hybrid needs a [hybrid] table (parts)", path.display()) };
+            if h.parts.is_empty() || h.tune_candidates < 2 || !(h.grid_step > 0.0 && h.grid_step <= 1.0) || h.tune_users == 0 {
+                bail!("{}: [hybrid] needs parts, tune_candidates ≥ 2, tune_users ≥ 1 and grid_step in (0, 1]", path.display());
+            }
+            for p in &h.parts {
+                let k = parse_model(p).with_context(|| format!("{}: [hybrid] parts", path.display()))?;
+                if matches!(k, crate::args::ModelArg::Slm) {
+                    bail!("{}: [hybrid] parts: the SLM cannot score a whole catalogue", path.display());
+                }
+                if c.train_data.is_some() && !text_only(k) && !matches!(k, crate::args::ModelArg::Pop) {
+                    bail!("{}: [hybrid] parts: {p} cannot rank another domain (with train_data: text, pulse-ts-text, pop)", path.display());
+                }
+            }
+            continue;
+        }
         match slm_row(m) {
             Some(_) if c.slm.is_none() => bail!("{}: model {m} needs an [slm] table (store, sft)", path.display()),
             Some(_) => {}
@@ -213,6 +261,10 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             slm_rows(&c, &l, &dir, m, var, &mut rows, quiet)?;
             continue;
         }
+        if m == "hybrid" {
+            hybrid_rows(&c, &l, train.as_ref(), &dir, &mut rows, quiet)?;
+            continue;
+        }
         let kind = parse_model(m)?;
         let mut trained = None;
         for pname in &c.protocols {
@@ -239,6 +291,86 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     let table = render_table(&c, &rows, &dir)?;
     pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
     print!("{table}");
+    Ok(())
+}
+
+/// A hybrid part: `pop` as ln(1 + count) (a scale that mixes), the others as trained for their own rows
+/// (checkpoints reused); cross-domain, `source` is where text models trained.
+fn hybrid_part(name: &str, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, quiet: bool) -> Result<Trained> {
+    let kind = parse_model(name)?;
+    if matches!(kind, crate::args::ModelArg::Pop) {
+        return Ok(Trained {
+            model: Box::new(pulse_baselines::Pop::fit(&l.split).log_scaled()),
+            config: serde_json::json!({}),
+            meta: serde_json::json!({ "dataset": l.ds.name }),
+        });
+    }
+    match source {
+        Some(src) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, c.seed, quiet),
+        None => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
+    }
+}
+
+/// The `hybrid` rows: weights tuned on the validation stage (cross-domain: of the training domain, with
+/// the parts as trained there), then the mix ranks the experiment's test stage under every protocol.
+fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, dir: &Path, rows: &mut BTreeMap<(String, String), PathBuf>, quiet: bool) -> Result<()> {
+    let h = c.hybrid.as_ref().expect("checked by load_config");
+    let config = serde_json::json!({
+        "hybrid": h,
+        "sasrec": c.sasrec,
+        "pulse_ts": c.pulse_ts,
+        "train_data": train.map(|t| &t.ds.name),
+    });
+    let mut todo = vec![];
+    for pname in &c.protocols {
+        let out = dir.join(format!("hybrid-{pname}.json"));
+        rows.insert(("hybrid".into(), pname.clone()), out.clone());
+        if let Ok(prev) = EvalReport::read(&out) {
+            if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && prev.config["model"]["mix"] == config {
+                tracing::info!("hybrid {pname}: already done ({})", out.display());
+                continue;
+            }
+        }
+        todo.push((pname.clone(), out));
+    }
+    if todo.is_empty() {
+        return Ok(());
+    }
+    // tune where the weights may be learned: the training domain
+    let t0 = std::time::Instant::now();
+    let tl = train.unwrap_or(l);
+    let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, None, c, quiet)).collect::<Result<_>>()?;
+    let refs: Vec<&dyn pulse_eval::Recommender> = tune_parts.iter().map(|t| t.model.as_ref()).collect();
+    let users = sample_users(tl, h.tune_users, c.seed);
+    let mut report = pulse_eval::hybrid::tune(&refs, &tl.split, &users, h.tune_candidates, h.grid_step, c.seed)?;
+    report.parts = h.parts.clone();
+    let tune_seconds = t0.elapsed().as_secs_f64();
+    tracing::info!("hybrid: weights {:?} on {} ({} validation users, cand{} HR@1 {:.4}; parts alone {:?}), {tune_seconds:.0}s", report.weights, tl.ds.name, report.users, report.n_candidates, report.valid_hr1, report.part_hr1);
+    let parts: Vec<Trained> = match train {
+        None => tune_parts,
+        Some(src) => {
+            drop(tune_parts);
+            h.parts.iter().map(|p| hybrid_part(p, l, Some(src), c, quiet)).collect::<Result<_>>()?
+        }
+    };
+    let mut part_configs = serde_json::Map::new();
+    let mut part_meta = serde_json::Map::new();
+    let mut boxed = vec![];
+    for ((name, t), &w) in h.parts.iter().zip(parts).zip(&report.weights) {
+        part_configs.insert(name.clone(), t.config);
+        part_meta.insert(name.clone(), t.meta);
+        boxed.push((t.model, w));
+    }
+    let t = Trained {
+        model: Box::new(pulse_eval::Hybrid::new("hybrid", boxed)?),
+        config: serde_json::json!({ "mix": config, "weights": report.weights, "parts": part_configs }),
+        meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "parts": part_meta }),
+    };
+    for (pname, out) in todo {
+        let p = parse_protocol(&pname, c.mask_history)?;
+        let o = run_protocol(l, &t, "hybrid", p, c.seed, None, c.bootstrap, None, quiet)?;
+        write_outputs(&out, &o, &t)?;
+    }
     Ok(())
 }
 
@@ -306,6 +438,14 @@ fn slm_rows(
 fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, train_name: Option<&str>) -> Result<bool> {
     Ok(match model {
         "sasrec" => prev.config["model"] == serde_json::to_value(&c.sasrec)?,
+        "itemknn" => prev.config["model"]["window"] == serde_json::json!(ITEMKNN_WINDOW) && prev.config["model"]["last"] == serde_json::json!(CONTENT_LAST),
+        "content" => {
+            let m = &prev.config["model"];
+            m["encoder"] == serde_json::to_value(&c.pulse_ts.encoder)?
+                && m["last"] == serde_json::json!(CONTENT_LAST)
+                && m["decay"] == serde_json::json!(CONTENT_DECAY)
+                && m["train_data"].as_str() == train_name
+        }
         "text" | "pulse-ts-norat" | "pulse-ts" | "pulse-ts-text" => {
             // The stored model config is the experiment's [sasrec] with the text fields set, plus [pulse_ts]
             // (and, transferred, the dataset it was trained on).
@@ -442,7 +582,7 @@ fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, 
             cells.push(meta["eval_seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}")));
             let tr = &meta["model"]["train"];
             let sasrec = tr["epoch_seconds"].as_array().map(|e| e.iter().filter_map(|v| v.as_f64()).sum::<f64>() + tr["valid_seconds"].as_f64().unwrap_or(0.0));
-            train = train.or(sasrec).or(meta["model"]["sft"]["seconds"].as_f64());
+            train = train.or(sasrec).or(meta["model"]["sft"]["seconds"].as_f64()).or(meta["model"]["tune_seconds"].as_f64());
         }
         let _ = writeln!(s, "| {m} | {} | {} |", train.map_or("–".into(), |v| format!("{v:.0}")), cells.join(" | "));
     }

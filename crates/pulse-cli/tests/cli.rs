@@ -331,3 +331,72 @@ fn experiment_train_data_takes_text_models_only() {
     assert!(e.contains("model sasrec cannot rank another domain zero-shot") && e.trim().lines().count() == 1, "{e}");
     assert!(!d.path().join("xfer").exists());
 }
+
+/// `hybrid`: weights tuned on validation (every grid point, each part alone among them), the mix ranks the
+/// test lists, the row is skipped when rerun unchanged; a missing [hybrid] table or an ID part across
+/// domains is refused in one line with nothing written.
+#[test]
+fn experiment_hybrid_tunes_on_validation_and_refuses_bad_parts() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let res = d.path().join("res");
+    let cfg = |extra: &str| {
+        format!(
+            "name = \"hy\"\nmodels = [\"pop\", \"itemknn\", \"hybrid\"]\nprotocols = [\"cand20\"]\nbootstrap = 100\n[data]\npath = \"{}\"\n{extra}",
+            data.display()
+        )
+    };
+    let p = d.path().join("hy.toml");
+    let exp = |toml: &str| {
+        std::fs::write(&p, toml).unwrap();
+        run(&["-q", "experiment", p.to_str().unwrap(), "--results", res.to_str().unwrap()])
+    };
+    let o = exp(&cfg("[hybrid]\nparts = [\"itemknn\", \"pop\"]\ntune_users = 1000\ngrid_step = 0.1\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = res.join("hy/hybrid-cand20.json");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.with_extension("meta.json")).unwrap()).unwrap();
+    let tune = &meta["model"]["tune"];
+    let w: Vec<f64> = tune["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(w.len(), 2);
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{w:?}");
+    assert_eq!(tune["grid_points"].as_u64(), Some(11));
+    assert_eq!(tune["users"].as_u64(), Some(1000));
+    let best = tune["valid_hr1"].as_f64().unwrap();
+    for v in tune["part_hr1"].as_array().unwrap() {
+        assert!(best >= v.as_f64().unwrap(), "the grid holds each part alone: {tune}");
+    }
+    // item-KNN and popularity both carry signal on Luxury Beauty: the mix uses both
+    assert!(w.iter().all(|&x| x > 0.0), "{w:?}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let hr = |m: &str| -> f64 {
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join(format!("hy/{m}-cand20.json"))).unwrap()).unwrap();
+        r["metrics"]["hr@1"].as_f64().unwrap()
+    };
+    assert_eq!(report["config"]["model"]["weights"], tune["weights"]);
+    assert!(hr("hybrid") > hr("pop") && hr("itemknn") > hr("pop"), "hybrid {} itemknn {} pop {}", hr("hybrid"), hr("itemknn"), hr("pop"));
+    let table = std::fs::read_to_string(res.join("hy/table.md")).unwrap();
+    assert!(table.contains("| hybrid | 0.") && table.contains("| hybrid − pop |"), "{table}");
+    // unchanged: skipped (the row is not written again)
+    let before = std::fs::metadata(&out).unwrap().modified().unwrap();
+    let o = exp(&cfg("[hybrid]\nparts = [\"itemknn\", \"pop\"]\ntune_users = 1000\ngrid_step = 0.1\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), before);
+    // refused up front
+    let bad_res = d.path().join("bad");
+    for (toml, msg) in [
+        (cfg(""), "model hybrid needs a [hybrid] table"),
+        (cfg("[hybrid]\nparts = [\"itemknn\", \"slm\"]\n"), "the SLM cannot score a whole catalogue"),
+        (cfg("[hybrid]\nparts = [\"itemknn\"]\ngrid_step = 0.0\n"), "grid_step in (0, 1]"),
+        (
+            format!("name = \"hy\"\nmodels = [\"hybrid\"]\n[data]\npath = \"{0}\"\n[train_data]\npath = \"{0}\"\n[hybrid]\nparts = [\"content\", \"itemknn\"]\n", data.display()),
+            "itemknn cannot rank another domain",
+        ),
+    ] {
+        std::fs::write(&p, toml).unwrap();
+        let o = run(&["-q", "experiment", p.to_str().unwrap(), "--results", bad_res.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains(msg) && e.trim().lines().count() == 1, "{msg}: {e}");
+        assert!(!bad_res.join("hy").exists());
+    }
+}

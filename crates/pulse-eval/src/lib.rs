@@ -5,14 +5,17 @@
 //!   item + 4 / 19 never-interacted items, drawn once with a seed and materialised to a file by
 //!   [`CandidateSet`]).
 //! * [`metrics`]: HR@K, NDCG@K, MRR from per-user ranks; [`bootstrap`]: paired bootstrap CIs.
+//! * [`Hybrid`]: late fusion of recommenders, its weights tuned on the validation stage ([`hybrid::tune`]).
 pub mod bootstrap;
 pub mod candidates;
+pub mod hybrid;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
 
 pub use bootstrap::{bootstrap_mean, paired_bootstrap, Ci};
 pub use candidates::CandidateSet;
+pub use hybrid::{Hybrid, TuneReport};
 pub use metrics::{metric_names, metrics_from_ranks, per_user_value};
 pub use protocol::{evaluate, Protocol};
 pub use report::{EvalReport, RankFile};

@@ -1,0 +1,325 @@
+//! Late fusion of recommenders: each part's scores are standardised over the catalogue (per user: minus
+//! the row's mean, over its standard deviation) and summed with weights. The weights are chosen on the
+//! validation stage ([`tune`]): a grid over the simplex, scored by HR@1 among `n` candidates drawn for the
+//! validation target (never the test lists), so tuning never sees a test item.
+use crate::metrics::rank_of;
+use crate::{BoxError, EvalError, Recommender};
+use pulse_data::{Rng, Split, Stage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+pub struct Hybrid {
+    name: String,
+    parts: Vec<(Box<dyn Recommender>, f32)>,
+}
+
+impl Hybrid {
+    /// `parts`: the models and their weights (at least one; weights finite).
+    pub fn new(name: &str, parts: Vec<(Box<dyn Recommender>, f32)>) -> Result<Self, EvalError> {
+        if parts.is_empty() {
+            return Err(EvalError::Invalid("a hybrid needs at least one part".into()));
+        }
+        if let Some((m, w)) = parts.iter().find(|(_, w)| !w.is_finite()) {
+            return Err(EvalError::Invalid(format!("hybrid part {}: weight {w} is not finite", m.name())));
+        }
+        Ok(Hybrid { name: name.to_string(), parts })
+    }
+
+    pub fn weights(&self) -> Vec<f32> {
+        self.parts.iter().map(|p| p.1).collect()
+    }
+}
+
+/// `row` standardised in place (a constant row becomes zeros).
+pub fn standardise(row: &mut [f32]) {
+    let n = row.len().max(1) as f64;
+    let mean = row.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = row.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    let inv = if sd > 1e-12 { 1.0 / sd } else { 0.0 };
+    for x in row.iter_mut() {
+        *x = ((*x as f64 - mean) * inv) as f32;
+    }
+}
+
+impl Recommender for Hybrid {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score_all(&self, histories: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+        let mut out: Option<Vec<Vec<f32>>> = None;
+        for (m, w) in &self.parts {
+            let mut rows = m.score_all(histories)?;
+            for r in rows.iter_mut() {
+                standardise(r);
+            }
+            match out.as_mut() {
+                None => {
+                    for r in rows.iter_mut() {
+                        r.iter_mut().for_each(|x| *x *= w);
+                    }
+                    out = Some(rows);
+                }
+                Some(acc) => {
+                    for (a, r) in acc.iter_mut().zip(&rows) {
+                        if a.len() != r.len() {
+                            return Err(format!("hybrid part {} returned {} scores, the first part {}", m.name(), r.len(), a.len()).into());
+                        }
+                        a.iter_mut().zip(r).for_each(|(a, &x)| *a += w * x);
+                    }
+                }
+            }
+        }
+        Ok(out.expect("at least one part"))
+    }
+
+    fn batch_size(&self) -> usize {
+        self.parts.iter().map(|p| p.0.batch_size()).min().unwrap_or(256).clamp(1, 256)
+    }
+}
+
+/// What [`tune`] found: the weights, their validation HR@1 and every grid point's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TuneReport {
+    pub parts: Vec<String>,
+    pub weights: Vec<f32>,
+    pub valid_hr1: f64,
+    /// HR@1 of each part alone on the same lists.
+    pub part_hr1: Vec<f64>,
+    pub n_candidates: usize,
+    pub users: usize,
+    pub grid_step: f32,
+    pub grid_points: usize,
+}
+
+/// Validation candidate lists: for each user at `users`, the validation target then `n − 1` items the
+/// user never interacted with (any stage), uniform, seeded.
+pub fn valid_candidates(split: &Split, users: &[usize], n: usize, seed: u64) -> Result<Vec<Vec<u32>>, EvalError> {
+    if n < 2 {
+        return Err(EvalError::Invalid(format!("a candidate list needs at least 2 items, got {n}")));
+    }
+    let mut rng = Rng::derive(seed, &format!("hybrid-valid-cand{n}"));
+    users
+        .iter()
+        .map(|&u| {
+            let su = &split.users[u];
+            let seen: HashSet<u32> = su.train.iter().copied().chain([su.valid, su.test]).collect();
+            if split.n_items < seen.len() + n - 1 {
+                return Err(EvalError::Invalid(format!("split user {u} has interacted with too much of the catalogue for {n} candidates")));
+            }
+            let mut list = vec![su.valid];
+            let mut picked = HashSet::new();
+            while list.len() < n {
+                let j = rng.below(split.n_items as u64) as u32;
+                if !seen.contains(&j) && picked.insert(j) {
+                    list.push(j);
+                }
+            }
+            Ok(list)
+        })
+        .collect()
+}
+
+/// All weight vectors of `k` non-negative multiples of `step` summing to 1.
+pub fn simplex_grid(k: usize, step: f32) -> Vec<Vec<f32>> {
+    let m = (1.0 / step).round().max(1.0) as usize;
+    let mut out = vec![];
+    let mut cur = vec![0usize; k];
+    fn rec(i: usize, left: usize, m: usize, cur: &mut Vec<usize>, out: &mut Vec<Vec<f32>>) {
+        if i + 1 == cur.len() {
+            cur[i] = left;
+            out.push(cur.iter().map(|&c| c as f32 / m as f32).collect());
+            return;
+        }
+        for c in 0..=left {
+            cur[i] = c;
+            rec(i + 1, left - c, m, cur, out);
+        }
+    }
+    if k > 0 {
+        rec(0, m, m, &mut cur, &mut out);
+    }
+    out
+}
+
+/// Picks the weights of `parts` on the validation stage: each part scores the users' validation
+/// histories, rows standardised over the catalogue; HR@1 among `n` validation candidates for every point
+/// of the simplex grid; the best point wins (ties: the first in grid order). Deterministic.
+pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize, step: f32, seed: u64) -> Result<TuneReport, EvalError> {
+    if parts.is_empty() {
+        return Err(EvalError::Invalid("a hybrid needs at least one part".into()));
+    }
+    if !(step > 0.0 && step <= 1.0) {
+        return Err(EvalError::Invalid(format!("grid step must be in (0, 1], got {step}")));
+    }
+    let lists = valid_candidates(split, users, n, seed)?;
+    // gathered[p][u][c]: part p's standardised score of candidate c of user u
+    let mut gathered: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(users.len()); parts.len()];
+    for (p, m) in parts.iter().enumerate() {
+        let bs = m.batch_size().max(1);
+        for (chunk, lchunk) in users.chunks(bs).zip(lists.chunks(bs)) {
+            let queries: Vec<(Vec<u32>, u32)> = chunk.iter().map(|&u| split.users[u].query(Stage::Valid)).collect();
+            let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
+            let rows = m.score_all(&hist).map_err(|e| EvalError::Model { model: m.name().to_string(), source: e })?;
+            for (mut r, l) in rows.into_iter().zip(lchunk) {
+                if r.len() != split.n_items {
+                    return Err(EvalError::Invalid(format!("model {} returned {} scores for {} items", m.name(), r.len(), split.n_items)));
+                }
+                standardise(&mut r);
+                gathered[p].push(l.iter().map(|&i| r[i as usize]).collect());
+            }
+        }
+    }
+    // by_user[u][p]: the same, user first
+    let by_user: Vec<Vec<&Vec<f32>>> = (0..users.len()).map(|u| gathered.iter().map(|g| &g[u]).collect()).collect();
+    let hr1 = |w: &[f32]| -> f64 {
+        let mut hits = 0usize;
+        let mut row = vec![0f32; n];
+        for per_part in &by_user {
+            row.iter_mut().for_each(|x| *x = 0.0);
+            for (scores, &wp) in per_part.iter().zip(w) {
+                if wp != 0.0 {
+                    row.iter_mut().zip(scores.iter()).for_each(|(a, &x)| *a += wp * x);
+                }
+            }
+            if rank_of(&row, 0, |_| false) == Some(1) {
+                hits += 1;
+            }
+        }
+        hits as f64 / users.len().max(1) as f64
+    };
+    let grid = simplex_grid(parts.len(), step);
+    let mut best: Option<(f64, Vec<f32>)> = None;
+    for w in &grid {
+        let v = hr1(w);
+        if best.as_ref().is_none_or(|(b, _)| v > *b) {
+            best = Some((v, w.clone()));
+        }
+    }
+    let (valid_hr1, weights) = best.expect("non-empty grid");
+    let part_hr1 = (0..parts.len())
+        .map(|p| {
+            let mut w = vec![0f32; parts.len()];
+            w[p] = 1.0;
+            hr1(&w)
+        })
+        .collect();
+    Ok(TuneReport {
+        parts: parts.iter().map(|m| m.name().to_string()).collect(),
+        weights,
+        valid_hr1,
+        part_hr1,
+        n_candidates: n,
+        users: users.len(),
+        grid_step: step,
+        grid_points: grid.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores each item by a fixed vector, whatever the history.
+    struct Fixed(&'static str, Vec<f32>);
+    impl Recommender for Fixed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn score_all(&self, h: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+            Ok(vec![self.1.clone(); h.len()])
+        }
+    }
+
+    /// Scores item (last history item + 1) highest: a "next item" model.
+    struct Next(usize);
+    impl Recommender for Next {
+        fn name(&self) -> &str {
+            "next"
+        }
+        fn score_all(&self, h: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+            Ok(h.iter()
+                .map(|h| {
+                    let t = (*h.last().unwrap() as usize + 1) % self.0;
+                    (0..self.0).map(|j| if j == t { 1.0 } else { 0.0 }).collect()
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn standardise_gives_zero_mean_unit_sd_and_zeros_for_a_constant_row() {
+        let mut r = vec![1.0, 2.0, 3.0, 4.0];
+        standardise(&mut r);
+        let mean: f32 = r.iter().sum::<f32>() / 4.0;
+        let var: f32 = r.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "{r:?}");
+        let mut c = vec![5.0; 3];
+        standardise(&mut c);
+        assert_eq!(c, vec![0.0; 3]);
+    }
+
+    #[test]
+    fn simplex_grid_covers_the_simplex() {
+        let g = simplex_grid(3, 0.5);
+        assert_eq!(g.len(), 6); // (0,0,1) (0,.5,.5) (0,1,0) (.5,0,.5) (.5,.5,0) (1,0,0)
+        assert!(g.iter().all(|w| (w.iter().sum::<f32>() - 1.0).abs() < 1e-6));
+        assert_eq!(simplex_grid(3, 0.1).len(), 66);
+        assert_eq!(simplex_grid(1, 0.1), vec![vec![1.0]]);
+    }
+
+    #[test]
+    fn hybrid_is_the_weighted_sum_of_standardised_rows() {
+        let a = Fixed("a", vec![0.0, 10.0, 20.0]);
+        let b = Fixed("b", vec![3.0, 1.0, 2.0]);
+        let h = Hybrid::new("h", vec![(Box::new(a), 0.25), (Box::new(b), 0.75)]).unwrap();
+        let got = h.score_all(&[&[0u32][..]]).unwrap();
+        let s = (2.0f32 / 3.0).sqrt(); // sd of (-1, 0, 1)
+        let za = [-1.0 / s, 0.0, 1.0 / s];
+        let zb = [1.0 / s, -1.0 / s, 0.0];
+        for j in 0..3 {
+            assert!((got[0][j] - (0.25 * za[j] + 0.75 * zb[j])).abs() < 1e-5, "{:?}", got[0]);
+        }
+        assert!(Hybrid::new("h", vec![]).is_err());
+        assert!(Hybrid::new("h", vec![(Box::new(Fixed("x", vec![1.0])), f32::NAN)]).is_err());
+    }
+
+    fn toy_split(n_users: usize, n_items: usize) -> Split {
+        // user u walks u, u+1, u+2, u+3 (mod n_items): train [u, u+1], valid u+2, test u+3
+        let users = (0..n_users)
+            .map(|u| {
+                let at = |k: usize| ((u + k) % n_items) as u32;
+                pulse_data::SplitUser { user: u as u32, train: vec![at(0), at(1)], valid: at(2), test: at(3) }
+            })
+            .collect();
+        Split { users, n_items, fingerprint: "toy".into(), dropped_short: 0 }
+    }
+
+    #[test]
+    fn tuning_puts_the_weight_on_the_part_that_predicts_validation_targets() {
+        let n_items = 50;
+        let split = toy_split(40, n_items);
+        let users: Vec<usize> = (0..40).collect();
+        // a popularity-like part that knows nothing about users, and the "next item" model that is right
+        let flat = Fixed("flat", (0..n_items).map(|j| j as f32).collect());
+        let next = Next(n_items);
+        let r = tune(&[&flat, &next], &split, &users, 5, 0.1, 7).unwrap();
+        assert_eq!(r.grid_points, 11);
+        assert_eq!(r.part_hr1[1], 1.0, "{r:?}");
+        assert!(r.part_hr1[0] < 1.0, "{r:?}");
+        assert_eq!(r.valid_hr1, 1.0);
+        assert!(r.weights[1] > r.weights[0], "{r:?}");
+        // the lists hold the validation target first and never an item of the user's
+        let lists = valid_candidates(&split, &users, 5, 7).unwrap();
+        for (u, l) in lists.iter().enumerate() {
+            let su = &split.users[u];
+            assert_eq!(l[0], su.valid);
+            assert!(l[1..].iter().all(|i| !su.train.contains(i) && *i != su.valid && *i != su.test));
+            assert_eq!(l.iter().collect::<HashSet<_>>().len(), 5);
+        }
+        assert_eq!(lists, valid_candidates(&split, &users, 5, 7).unwrap(), "seeded");
+        assert!(tune(&[&flat], &split, &users, 5, 0.0, 7).is_err());
+        assert!(tune(&[], &split, &users, 5, 0.1, 7).is_err());
+    }
+}
