@@ -209,7 +209,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
                     bail!("{}: [hybrid] parts: the SLM cannot score a whole catalogue", path.display());
                 }
                 if c.train_data.is_some() && !text_only(k) && !matches!(k, crate::args::ModelArg::Pop) {
-                    bail!("{}: [hybrid] parts: {p} cannot rank another domain (with train_data: text, pulse-ts-text, pop)", path.display());
+                    bail!("{}: [hybrid] parts: {p} cannot rank another domain (with train_data: text, pulse-ts-text, content, pop)", path.display());
                 }
             }
             continue;
@@ -220,7 +220,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             None => {
                 let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
                 if c.train_data.is_some() && !text_only(k) {
-                    bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text or SLM rows)", path.display());
+                    bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text, content or SLM rows)", path.display());
                 }
             }
         }

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""How much of the chosen item's title a rationale restates, per rationale method of a store.
+
+A rationale explains why the user chose the target; the SFT texts put it right before "The recommendation
+is <title>", while the ranker's test prompt has no rationale. A rationale that already names the item lets
+training copy the answer from it. This measures that: for each stored rationale, the share of the target
+title's content words (lower-cased alphanumeric tokens of 3+ characters, minus a short stop list) that
+occur in the rationale.
+
+    python3 scripts/rationale_overlap.py --store runs/pipeline-luxury-beauty-500/rationales.sqlite \
+        --items data/amazon2018-luxury-beauty/items.tsv --out results/rationale-overlap-pipeline-500
+
+Writes OUT/table.md (the README includes it) and OUT/overlap.json. Read-only on the store.
+"""
+import argparse
+import csv
+import json
+import pathlib
+import re
+import sqlite3
+import statistics
+import sys
+
+STOP = set("the a an and or of for with to in on by from is are this that it its your you as at be was were has have".split())
+
+
+def words(s):
+    return {w for w in re.findall(r"[a-z0-9]+", s.lower()) if w not in STOP and len(w) > 2}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--items", required=True, help="items.tsv of the dataset (item_id, asin, title)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    titles = {}
+    with open(a.items, newline="") as f:
+        r = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        head = next(r)
+        if "item_id" not in head or "title" not in head:
+            sys.exit(f"{a.items}:1: expected columns item_id and title, got {head}")
+        ii, ti = head.index("item_id"), head.index("title")
+        for ln, row in enumerate(r, start=2):
+            if len(row) != len(head):
+                sys.exit(f"{a.items}:{ln}: {len(row)} columns, expected {len(head)}")
+            titles[row[ii]] = row[ti]
+    store = pathlib.Path(a.store)
+    if not store.is_file():
+        sys.exit(f"{store}: no such rationale store")
+    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    rows = con.execute("select method, target, rationale from rationales where rationale is not null").fetchall()
+    by = {}
+    for method, target, rat in rows:
+        tw = words(titles.get(target, ""))
+        if not tw:
+            continue
+        rw = words(rat)
+        d = by.setdefault(method, {"recall": [], "words": []})
+        d["recall"].append(len(tw & rw) / len(tw))
+        d["words"].append(len(rat.split()))
+    if not by:
+        sys.exit(f"{store}: no rationales whose target has a title in {a.items}")
+    out = {}
+    for m, d in sorted(by.items()):
+        rec = d["recall"]
+        out[m] = {
+            "rationales": len(rec),
+            "mean_title_word_recall": round(statistics.mean(rec), 4),
+            "share_half_or_more": round(sum(x >= 0.5 for x in rec) / len(rec), 4),
+            "share_none": round(sum(x == 0 for x in rec) / len(rec), 4),
+            "mean_words": round(statistics.mean(d["words"]), 1),
+        }
+    o = pathlib.Path(a.out)
+    o.mkdir(parents=True, exist_ok=True)
+    (o / "overlap.json").write_text(json.dumps({"store": a.store, "items": a.items, "methods": out}, indent=2) + "\n")
+    t = ("| method | rationales | title words restated (mean) | ≥ half of the title's words | none of them | words per rationale |\n"
+         "|---|---|---|---|---|---|\n")
+    for m, v in out.items():
+        t += (f"| {m} | {v['rationales']} | {v['mean_title_word_recall']:.3f} | {v['share_half_or_more']:.3f} | "
+              f"{v['share_none']:.3f} | {v['mean_words']:.1f} |\n")
+    t += f"\nFrom `{a.store}` by `scripts/rationale_overlap.py` (`{o}/overlap.json`).\n"
+    (o / "table.md").write_text(t)
+    print(t, end="")
+
+
+if __name__ == "__main__":
+    main()
