@@ -9,6 +9,8 @@ use pulse_eval::{BoxError, Recommender};
 pub struct Content {
     /// n_items × dim, unit rows.
     emb: Tensor,
+    /// The same rows, flat (the profiles are summed from them).
+    rows: Vec<f32>,
     last: usize,
     decay: f32,
 }
@@ -20,15 +22,14 @@ impl Content {
         if last == 0 || !(decay > 0.0 && decay <= 1.0) {
             return Err(crate::BaselineError::Invalid(format!("content: last must be ≥ 1 and decay in (0, 1], got {last}, {decay}")));
         }
-        let t = text.to_dtype(candle_core::DType::F32)?.to_device(&Device::Cpu)?;
-        let norm = t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
-        let emb = t.broadcast_div(&norm)?.contiguous()?;
-        Ok(Content { emb, last, decay })
+        let emb = crate::nn::unit_rows(&text.to_dtype(candle_core::DType::F32)?.to_device(&Device::Cpu)?)?.contiguous()?;
+        let rows = emb.flatten_all()?.to_vec1()?;
+        Ok(Content { emb, rows, last, decay })
     }
 
     fn profiles(&self, histories: &[&[u32]]) -> Result<Tensor> {
         let (n, d) = self.emb.dims2()?;
-        let rows: Vec<f32> = self.emb.flatten_all()?.to_vec1()?;
+        let rows = &self.rows;
         let mut p = vec![0f32; histories.len() * d];
         for (u, h) in histories.iter().enumerate() {
             let mut w = 1.0f32;
@@ -52,11 +53,9 @@ impl Recommender for Content {
     }
 
     fn score_all(&self, histories: &[&[u32]]) -> std::result::Result<Vec<Vec<f32>>, BoxError> {
-        let p = self.profiles(histories)?;
         // cosine up to the profile's norm, which does not change a user's ranking; normalise anyway so
         // scores are comparable across users
-        let norm = p.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
-        let p = p.broadcast_div(&norm)?;
+        let p = crate::nn::unit_rows(&self.profiles(histories)?)?;
         Ok(p.matmul(&self.emb.t()?)?.to_vec2()?)
     }
 }

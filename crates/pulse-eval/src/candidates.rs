@@ -18,6 +18,23 @@ pub struct CandidateSet {
     pub lists: Vec<Vec<u32>>,
 }
 
+/// One candidate list: `target`, then `n − 1` distinct items drawn uniformly from `0..n_items` outside
+/// `seen`; `None` when too few items are left outside `seen`.
+pub(crate) fn draw_list(rng: &mut Rng, target: u32, seen: &HashSet<u32>, n_items: usize, n: usize) -> Option<Vec<u32>> {
+    if n_items < seen.len() + n - 1 {
+        return None;
+    }
+    let mut list = vec![target];
+    let mut picked = HashSet::new();
+    while list.len() < n {
+        let j = rng.below(n_items as u64) as u32;
+        if !seen.contains(&j) && picked.insert(j) {
+            list.push(j);
+        }
+    }
+    Some(list)
+}
+
 impl CandidateSet {
     /// Draws the lists. Negatives are uniform over the catalogue, excluding every item the user
     /// interacted with (train, validation and test).
@@ -29,20 +46,9 @@ impl CandidateSet {
         let mut lists = Vec::with_capacity(split.users.len());
         for su in &split.users {
             let seen: HashSet<u32> = ds.users[su.user as usize].events.iter().map(|e| e.item).collect();
-            if split.n_items < seen.len() + n - 1 {
-                return Err(EvalError::Invalid(format!(
-                    "user {} has interacted with too much of the catalogue for {n} candidates",
-                    ds.users[su.user as usize].id
-                )));
-            }
-            let mut list = vec![su.test];
-            let mut picked = HashSet::new();
-            while list.len() < n {
-                let j = rng.below(split.n_items as u64) as u32;
-                if !seen.contains(&j) && picked.insert(j) {
-                    list.push(j);
-                }
-            }
+            let list = draw_list(&mut rng, su.test, &seen, split.n_items, n).ok_or_else(|| {
+                EvalError::Invalid(format!("user {} has interacted with too much of the catalogue for {n} candidates", ds.users[su.user as usize].id))
+            })?;
             lists.push(list);
         }
         Ok(CandidateSet { n, seed, fingerprint: split.fingerprint.clone(), lists })

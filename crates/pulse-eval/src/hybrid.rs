@@ -2,6 +2,7 @@
 //! the row's mean, over its standard deviation) and summed with weights. The weights are chosen on the
 //! validation stage ([`tune`]): a grid over the simplex, scored by HR@1 among `n` candidates drawn for the
 //! validation target (never the test lists), so tuning never sees a test item.
+use crate::candidates::draw_list;
 use crate::metrics::rank_of;
 use crate::{BoxError, EvalError, Recommender};
 use pulse_data::{Rng, Split, Stage};
@@ -23,10 +24,6 @@ impl Hybrid {
             return Err(EvalError::Invalid(format!("hybrid part {}: weight {w} is not finite", m.name())));
         }
         Ok(Hybrid { name: name.to_string(), parts })
-    }
-
-    pub fn weights(&self) -> Vec<f32> {
-        self.parts.iter().map(|p| p.1).collect()
     }
 }
 
@@ -105,18 +102,8 @@ pub fn valid_candidates(split: &Split, users: &[usize], n: usize, seed: u64) -> 
         .map(|&u| {
             let su = &split.users[u];
             let seen: HashSet<u32> = su.train.iter().copied().chain([su.valid, su.test]).collect();
-            if split.n_items < seen.len() + n - 1 {
-                return Err(EvalError::Invalid(format!("split user {u} has interacted with too much of the catalogue for {n} candidates")));
-            }
-            let mut list = vec![su.valid];
-            let mut picked = HashSet::new();
-            while list.len() < n {
-                let j = rng.below(split.n_items as u64) as u32;
-                if !seen.contains(&j) && picked.insert(j) {
-                    list.push(j);
-                }
-            }
-            Ok(list)
+            draw_list(&mut rng, su.valid, &seen, split.n_items, n)
+                .ok_or_else(|| EvalError::Invalid(format!("split user {u} has interacted with too much of the catalogue for {n} candidates")))
         })
         .collect()
 }
@@ -154,25 +141,23 @@ pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize
         return Err(EvalError::Invalid(format!("grid step must be in (0, 1], got {step}")));
     }
     let lists = valid_candidates(split, users, n, seed)?;
-    // gathered[p][u][c]: part p's standardised score of candidate c of user u
-    let mut gathered: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(users.len()); parts.len()];
-    for (p, m) in parts.iter().enumerate() {
+    // by_user[u][p][c]: part p's standardised score of candidate c of user u
+    let mut by_user: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(parts.len()); users.len()];
+    for m in parts {
         let bs = m.batch_size().max(1);
-        for (chunk, lchunk) in users.chunks(bs).zip(lists.chunks(bs)) {
+        for ((chunk, lchunk), rows_of) in users.chunks(bs).zip(lists.chunks(bs)).zip(by_user.chunks_mut(bs)) {
             let queries: Vec<(Vec<u32>, u32)> = chunk.iter().map(|&u| split.users[u].query(Stage::Valid)).collect();
             let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
             let rows = m.score_all(&hist).map_err(|e| EvalError::Model { model: m.name().to_string(), source: e })?;
-            for (mut r, l) in rows.into_iter().zip(lchunk) {
+            for ((mut r, l), per_part) in rows.into_iter().zip(lchunk).zip(rows_of) {
                 if r.len() != split.n_items {
                     return Err(EvalError::Invalid(format!("model {} returned {} scores for {} items", m.name(), r.len(), split.n_items)));
                 }
                 standardise(&mut r);
-                gathered[p].push(l.iter().map(|&i| r[i as usize]).collect());
+                per_part.push(l.iter().map(|&i| r[i as usize]).collect::<Vec<f32>>());
             }
         }
     }
-    // by_user[u][p]: the same, user first
-    let by_user: Vec<Vec<&Vec<f32>>> = (0..users.len()).map(|u| gathered.iter().map(|g| &g[u]).collect()).collect();
     let hr1 = |w: &[f32]| -> f64 {
         let mut hits = 0usize;
         let mut row = vec![0f32; n];
