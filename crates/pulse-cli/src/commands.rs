@@ -284,26 +284,58 @@ pub fn text_only(kind: ModelArg) -> bool {
     matches!(kind, ModelArg::Text | ModelArg::PulseTsText | ModelArg::Content)
 }
 
-/// The content-similarity model's profile: the last `CONTENT_LAST` items, each older one weighted
-/// `CONTENT_DECAY` times the next newer one (fixed, not tuned).
-pub const CONTENT_LAST: usize = 10;
-pub const CONTENT_DECAY: f32 = 0.8;
-/// Item-KNN: co-occurrence within `ITEMKNN_WINDOW` positions; profile as for content (fixed, not tuned).
-pub const ITEMKNN_WINDOW: usize = 5;
+/// Settings of the content-similarity model: the user's profile is their last `last` items, each older
+/// one weighted `decay` times the next newer one. Nothing is trained; experiments may choose them on
+/// validation (`[content]` lists).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ContentSettings {
+    pub last: usize,
+    pub decay: f32,
+}
+
+impl Default for ContentSettings {
+    fn default() -> Self {
+        ContentSettings { last: 10, decay: 0.8 }
+    }
+}
+
+/// Settings of item-KNN: co-occurrence within `window` positions; the profile as for content.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct KnnSettings {
+    pub window: usize,
+    pub last: usize,
+    pub decay: f32,
+}
+
+impl Default for KnnSettings {
+    fn default() -> Self {
+        KnnSettings { window: 5, last: 10, decay: 0.8 }
+    }
+}
 
 /// The content-similarity model over a dataset's item texts (nothing to train).
-fn content_model(l: &Loaded, ts: &TsConfig) -> Result<Trained> {
+pub fn content_model(l: &Loaded, ts: &TsConfig, s: ContentSettings) -> Result<Trained> {
     let (enc, text, _) = item_texts(l, ts)?;
     Ok(Trained {
-        model: Box::new(pulse_baselines::Content::new(&text, CONTENT_LAST, CONTENT_DECAY)?),
-        config: serde_json::json!({ "encoder": ts.encoder, "last": CONTENT_LAST, "decay": CONTENT_DECAY }),
+        model: Box::new(pulse_baselines::Content::new(&text, s.last, s.decay)?),
+        config: serde_json::json!({ "encoder": ts.encoder, "last": s.last, "decay": s.decay }),
         meta: serde_json::json!({ "encoder": enc.id() }),
     })
 }
 
+/// Item-KNN fitted on a dataset's training sequences.
+pub fn itemknn_model(l: &Loaded, s: KnnSettings) -> Trained {
+    let t0 = Instant::now();
+    Trained {
+        model: Box::new(pulse_baselines::ItemKnn::fit(&l.split, s.window, s.last, s.decay)),
+        config: serde_json::json!({ "window": s.window, "last": s.last, "decay": s.decay }),
+        meta: serde_json::json!({ "train_seconds": t0.elapsed().as_secs_f64() }),
+    }
+}
+
 /// The frozen item-text matrix of a dataset (n_items × encoder dim; embeddings cached under
 /// runs/<dataset>-<split>/item-texts.cache), the encoder, and that runs folder.
-fn item_texts(l: &Loaded, ts: &TsConfig) -> Result<(pulse_thought::SentenceEncoder, candle_core::Tensor, PathBuf)> {
+pub fn item_texts(l: &Loaded, ts: &TsConfig) -> Result<(pulse_thought::SentenceEncoder, candle_core::Tensor, PathBuf)> {
     let enc = pulse_thought::SentenceEncoder::load(&ts.encoder, 128)?;
     let dir = PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
@@ -414,7 +446,7 @@ pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &Sa
         bail!("{}: only text-only models (text, pulse-ts-text, content) rank another domain zero-shot", model_name(kind));
     }
     if kind == ModelArg::Content {
-        let mut t = content_model(test, ts)?;
+        let mut t = content_model(test, ts, ContentSettings::default())?;
         t.config["train_data"] = serde_json::json!(train.ds.name);
         return Ok(t);
     }
@@ -437,12 +469,8 @@ pub fn train_model(
 ) -> Result<Trained> {
     let t0 = Instant::now();
     Ok(match kind {
-        ModelArg::Content => content_model(l, ts)?,
-        ModelArg::Itemknn => Trained {
-            model: Box::new(pulse_baselines::ItemKnn::fit(&l.split, ITEMKNN_WINDOW, CONTENT_LAST, CONTENT_DECAY)),
-            config: serde_json::json!({ "window": ITEMKNN_WINDOW, "last": CONTENT_LAST, "decay": CONTENT_DECAY }),
-            meta: serde_json::json!({ "train_seconds": t0.elapsed().as_secs_f64() }),
-        },
+        ModelArg::Content => content_model(l, ts, ContentSettings::default())?,
+        ModelArg::Itemknn => itemknn_model(l, KnnSettings::default()),
         ModelArg::Slm => bail!("the slm ranker is built by `pulse eval --model slm` (experiments: not yet)"),
         ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs | ModelArg::PulseTsText => {
             let (m, config, meta) = train_text_model(kind, l, sasrec, ts, seed, checkpoint_dir, quiet)?;

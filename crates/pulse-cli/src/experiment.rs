@@ -46,6 +46,108 @@ pub struct ExperimentConfig {
     /// Pipeline stages run before the table, in order (`[[stage]]`): rationales → Thought Space → ToT …
     #[serde(default, rename = "stage", skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
+    /// Settings of the `content` model; a list of values is a grid chosen on validation.
+    #[serde(default)]
+    pub content: ContentGrid,
+    /// Settings of the `itemknn` model; a list of values is a grid chosen on validation.
+    #[serde(default)]
+    pub itemknn: KnnGrid,
+}
+
+/// `[content]`: each setting one value or a list (every combination is scored by HR@1 on the validation
+/// candidate lists — `[hybrid]` tune_candidates / tune_users, or 20 / 5,000 — and the best one is used).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContentGrid {
+    #[serde(default = "default_last", deserialize_with = "one_or_many")]
+    pub last: Vec<usize>,
+    #[serde(default = "default_decay", deserialize_with = "one_or_many")]
+    pub decay: Vec<f32>,
+}
+
+/// `[itemknn]`: as `[content]`, plus the co-occurrence window.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KnnGrid {
+    #[serde(default = "default_window", deserialize_with = "one_or_many")]
+    pub window: Vec<usize>,
+    #[serde(default = "default_last", deserialize_with = "one_or_many")]
+    pub last: Vec<usize>,
+    #[serde(default = "default_decay", deserialize_with = "one_or_many")]
+    pub decay: Vec<f32>,
+}
+
+impl Default for ContentGrid {
+    fn default() -> Self {
+        ContentGrid { last: default_last(), decay: default_decay() }
+    }
+}
+
+impl Default for KnnGrid {
+    fn default() -> Self {
+        KnnGrid { window: default_window(), last: default_last(), decay: default_decay() }
+    }
+}
+
+impl ContentGrid {
+    fn points(&self) -> Vec<ContentSettings> {
+        self.last.iter().flat_map(|&last| self.decay.iter().map(move |&decay| ContentSettings { last, decay })).collect()
+    }
+}
+
+impl KnnGrid {
+    fn points(&self) -> Vec<KnnSettings> {
+        let mut v = vec![];
+        for &window in &self.window {
+            for &last in &self.last {
+                for &decay in &self.decay {
+                    v.push(KnnSettings { window, last, decay });
+                }
+            }
+        }
+        v
+    }
+}
+
+fn default_last() -> Vec<usize> {
+    vec![ContentSettings::default().last]
+}
+fn default_decay() -> Vec<f32> {
+    vec![ContentSettings::default().decay]
+}
+fn default_window() -> Vec<usize> {
+    vec![KnnSettings::default().window]
+}
+
+/// A TOML value or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Vec<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(x) => vec![x],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// One-line refusals for settings no model can use.
+fn check_profile_lists(section: &str, last: &[usize], decay: &[f32], window: Option<&[usize]>) -> Result<()> {
+    if last.is_empty() || decay.is_empty() || window.is_some_and(|w| w.is_empty()) {
+        bail!("[{section}]: a setting's list is empty");
+    }
+    if let Some(l) = last.iter().find(|&&l| l == 0) {
+        bail!("[{section}] last: {l} (must be ≥ 1)");
+    }
+    if let Some(d) = decay.iter().find(|&&d| !(d > 0.0 && d <= 1.0)) {
+        bail!("[{section}] decay: {d} (must be in (0, 1])");
+    }
+    if let Some(w) = window.and_then(|w| w.iter().find(|&&w| w == 0)) {
+        bail!("[{section}] window: {w} (must be ≥ 1)");
+    }
+    Ok(())
 }
 
 /// One pipeline stage: a `pulse` command line (without `pulse`), run in-process exactly as typed. A
@@ -71,7 +173,10 @@ impl Stage {
     }
 }
 
-/// Runs the stages not finished yet, in order, each recording its wall time in its marker.
+/// Runs the stages not finished yet, in order, each recording its wall time in its marker. A stage's
+/// time adds up over interrupted runs: while it runs, `stages/<stage>.partial.json` is rewritten every
+/// few seconds with the seconds spent so far (earlier attempts included), so a kill -9 loses at most
+/// that interval; the finished marker holds the total and the number of attempts.
 fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
     let sdir = dir.join("stages");
     for st in &c.stages {
@@ -83,12 +188,42 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
                 continue;
             }
         }
+        std::fs::create_dir_all(&sdir).with_context(|| sdir.display().to_string())?;
+        let partial = sdir.join(format!("{}.partial.json", st.name));
+        let (before, attempts) = std::fs::read(&partial)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|v| v["run"] == serde_json::json!(st.run))
+            .map_or((0.0, 0), |v| (v["seconds"].as_f64().unwrap_or(0.0), v["attempts"].as_u64().unwrap_or(0)));
+        if attempts > 0 {
+            tracing::info!("stage {}: resuming (attempt {}, {before:.0}s spent before)", st.name, attempts + 1);
+        }
         tracing::info!("stage {}: pulse {}", st.name, st.run.join(" "));
         let t0 = std::time::Instant::now();
-        crate::run(st.cli(quiet)?).with_context(|| format!("stage {}", st.name))?;
-        std::fs::create_dir_all(&sdir).with_context(|| sdir.display().to_string())?;
-        let rec = serde_json::json!({ "name": st.name, "run": st.run, "seconds": t0.elapsed().as_secs_f64() });
-        pulse_eval::write_atomic(&marker, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+        let record = |done: bool| serde_json::json!({ "name": st.name, "run": st.run, "seconds": before + t0.elapsed().as_secs_f64(), "attempts": attempts + 1, "done": done });
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut last = std::time::Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if last.elapsed().as_secs() >= 5 {
+                        last = std::time::Instant::now();
+                        let _ = pulse_eval::write_atomic(&partial, record(false).to_string().as_bytes());
+                    }
+                }
+            });
+            let _ = pulse_eval::write_atomic(&partial, record(false).to_string().as_bytes());
+            let r = st.cli(quiet).and_then(|cli| crate::run(cli).with_context(|| format!("stage {}", st.name)));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        });
+        if result.is_err() {
+            let _ = pulse_eval::write_atomic(&partial, record(false).to_string().as_bytes());
+        }
+        result?;
+        pulse_eval::write_atomic(&marker, serde_json::to_string_pretty(&record(true))?.as_bytes())?;
+        let _ = std::fs::remove_file(&partial);
     }
     Ok(())
 }
@@ -235,6 +370,8 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     for p in &c.protocols {
         parse_protocol(p, true).with_context(|| format!("{}: protocols", path.display()))?;
     }
+    check_profile_lists("content", &c.content.last, &c.content.decay, None).with_context(|| path.display().to_string())?;
+    check_profile_lists("itemknn", &c.itemknn.last, &c.itemknn.decay, Some(&c.itemknn.window)).with_context(|| path.display().to_string())?;
     let mut names = std::collections::HashSet::new();
     for st in &c.stages {
         if st.name.is_empty() || !st.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') || !names.insert(&st.name) {
@@ -255,6 +392,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     let l = load_data(&c.data)?;
     let train = c.train_data.as_ref().map(load_data).transpose()?;
     let train_name = train.as_ref().map(|t| t.ds.name.clone());
+    let u = choose_untrained(&c, train.as_ref().unwrap_or(&l), &dir)?;
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for m in &c.models {
         if let Some(var) = slm_row(m) {
@@ -262,7 +400,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             continue;
         }
         if m == "hybrid" {
-            hybrid_rows(&c, &l, train.as_ref(), &dir, &mut rows, quiet)?;
+            hybrid_rows(&c, &l, train.as_ref(), &u, &dir, &mut rows, quiet)?;
             continue;
         }
         let kind = parse_model(m)?;
@@ -272,16 +410,13 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             let out = dir.join(format!("{m}-{pname}.json"));
             rows.insert((m.clone(), pname.clone()), out.clone());
             if let Ok(prev) = EvalReport::read(&out) {
-                if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && same_model_config(&prev, m, &c, train_name.as_deref())? {
+                if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && same_model_config(&prev, m, &c, &u, train_name.as_deref())? {
                     tracing::info!("{m} {pname}: already done ({})", out.display());
                     continue;
                 }
             }
             if trained.is_none() {
-                trained = Some(match &train {
-                    Some(tl) => transfer_model(kind, tl, &l, &c.sasrec, &c.pulse_ts, c.seed, quiet)?,
-                    None => train_model(kind, &l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet)?,
-                });
+                trained = Some(row_model(kind, &l, train.as_ref(), &c, &u, quiet)?);
             }
             let t = trained.as_ref().unwrap();
             let o = run_protocol(&l, t, m, p, c.seed, None, c.bootstrap, None, quiet)?;
@@ -294,9 +429,92 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// A hybrid part: `pop` as ln(1 + count) (a scale that mixes), the others as trained for their own rows
+/// The settings the `content` / `itemknn` rows and parts use: each grid's point, chosen on validation
+/// where the grid has more than one.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Untrained {
+    pub content: ContentSettings,
+    pub itemknn: KnnSettings,
+}
+
+/// Chooses the settings of `content` / `itemknn` (when the experiment uses them and their grid has more
+/// than one point) by HR@1 on validation candidate lists of `tl`, the domain models train on — the same
+/// users and lists as the hybrid's weights ([`pulse_eval::hybrid::tune`] with one part). Every point's
+/// score goes to `untrained-selection.json` next to the results; test lists are never seen.
+fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Untrained> {
+    let uses = |m: &str| c.models.iter().any(|x| x == m) || c.hybrid.as_ref().is_some_and(|h| h.parts.iter().any(|p| p == m));
+    let (content_grid, knn_grid) = (c.content.points(), c.itemknn.points());
+    let mut u = Untrained { content: content_grid[0], itemknn: knn_grid[0] };
+    let tune_content = uses("content") && content_grid.len() > 1;
+    let tune_knn = uses("itemknn") && knn_grid.len() > 1;
+    if !tune_content && !tune_knn {
+        return Ok(u);
+    }
+    let t0 = std::time::Instant::now();
+    let (n, n_users) = c.hybrid.as_ref().map_or((default_tune_candidates(), default_tune_users()), |h| (h.tune_candidates, h.tune_users));
+    let users = sample_users(tl, n_users, c.seed);
+    let score = |m: &dyn pulse_eval::Recommender| -> Result<f64> { Ok(pulse_eval::hybrid::tune(&[m], &tl.split, &users, n, 1.0, c.seed)?.valid_hr1) };
+    let mut record = serde_json::Map::new();
+    if tune_content {
+        let (_, text, _) = item_texts(tl, &c.pulse_ts)?;
+        let mut grid = vec![];
+        let mut best: Option<(f64, ContentSettings)> = None;
+        for s in content_grid {
+            let v = score(&pulse_baselines::Content::new(&text, s.last, s.decay)?)?;
+            tracing::info!("content last {} decay {}: validation cand{n} HR@1 {v:.4}", s.last, s.decay);
+            grid.push(serde_json::json!({ "settings": s, "valid_hr1": v }));
+            if best.is_none_or(|(b, _)| v > b) {
+                best = Some((v, s));
+            }
+        }
+        u.content = best.expect("non-empty grid").1;
+        record.insert("content".into(), serde_json::json!({ "chosen": u.content, "grid": grid }));
+    }
+    if tune_knn {
+        let mut grid = vec![];
+        let mut best: Option<(f64, KnnSettings)> = None;
+        for s in knn_grid {
+            let v = score(itemknn_model(tl, s).model.as_ref())?;
+            tracing::info!("itemknn window {} last {} decay {}: validation cand{n} HR@1 {v:.4}", s.window, s.last, s.decay);
+            grid.push(serde_json::json!({ "settings": s, "valid_hr1": v }));
+            if best.is_none_or(|(b, _)| v > b) {
+                best = Some((v, s));
+            }
+        }
+        u.itemknn = best.expect("non-empty grid").1;
+        record.insert("itemknn".into(), serde_json::json!({ "chosen": u.itemknn, "grid": grid }));
+    }
+    record.insert("dataset".into(), serde_json::json!(tl.ds.name));
+    record.insert("n_candidates".into(), serde_json::json!(n));
+    record.insert("users".into(), serde_json::json!(users.len()));
+    record.insert("seconds".into(), serde_json::json!(t0.elapsed().as_secs_f64()));
+    let f = dir.join("untrained-selection.json");
+    pulse_eval::write_atomic(&f, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    tracing::info!("content {:?}, itemknn {:?} chosen on validation ({})", u.content, u.itemknn, f.display());
+    Ok(u)
+}
+
+/// A row's model: `content` / `itemknn` with the chosen settings, the others trained (checkpoints reused)
+/// or, cross-domain, trained on `source` and transferred.
+fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
+    use crate::args::ModelArg;
+    match (kind, source) {
+        (ModelArg::Content, _) => {
+            let mut t = content_model(l, &c.pulse_ts, u.content)?;
+            if let Some(src) = source {
+                t.config["train_data"] = serde_json::json!(src.ds.name);
+            }
+            Ok(t)
+        }
+        (ModelArg::Itemknn, None) => Ok(itemknn_model(l, u.itemknn)),
+        (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, c.seed, quiet),
+        (_, None) => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
+    }
+}
+
+/// A hybrid part: `pop` as ln(1 + count) (a scale that mixes), the others as for their own rows
 /// (checkpoints reused); cross-domain, `source` is where text models trained.
-fn hybrid_part(name: &str, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, quiet: bool) -> Result<Trained> {
+fn hybrid_part(name: &str, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
     let kind = parse_model(name)?;
     if matches!(kind, crate::args::ModelArg::Pop) {
         return Ok(Trained {
@@ -305,21 +523,19 @@ fn hybrid_part(name: &str, l: &Loaded, source: Option<&Loaded>, c: &ExperimentCo
             meta: serde_json::json!({ "dataset": l.ds.name }),
         });
     }
-    match source {
-        Some(src) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, c.seed, quiet),
-        None => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
-    }
+    row_model(kind, l, source, c, u, quiet)
 }
 
 /// The `hybrid` rows: weights tuned on the validation stage (cross-domain: of the training domain, with
 /// the parts as trained there), then the mix ranks the experiment's test stage under every protocol.
-fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, dir: &Path, rows: &mut BTreeMap<(String, String), PathBuf>, quiet: bool) -> Result<()> {
+fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Untrained, dir: &Path, rows: &mut BTreeMap<(String, String), PathBuf>, quiet: bool) -> Result<()> {
     let h = c.hybrid.as_ref().expect("checked by load_config");
     let config = serde_json::json!({
         "hybrid": h,
         "sasrec": c.sasrec,
         "pulse_ts": c.pulse_ts,
         "train_data": train.map(|t| &t.ds.name),
+        "untrained": u,
     });
     let mut todo = vec![];
     for pname in &c.protocols {
@@ -339,7 +555,7 @@ fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, dir: &P
     // tune where the weights may be learned: the training domain
     let t0 = std::time::Instant::now();
     let tl = train.unwrap_or(l);
-    let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, None, c, quiet)).collect::<Result<_>>()?;
+    let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, None, c, u, quiet)).collect::<Result<_>>()?;
     let refs: Vec<&dyn pulse_eval::Recommender> = tune_parts.iter().map(|t| t.model.as_ref()).collect();
     let users = sample_users(tl, h.tune_users, c.seed);
     let mut report = pulse_eval::hybrid::tune(&refs, &tl.split, &users, h.tune_candidates, h.grid_step, c.seed)?;
@@ -350,7 +566,7 @@ fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, dir: &P
         None => tune_parts,
         Some(src) => {
             drop(tune_parts);
-            h.parts.iter().map(|p| hybrid_part(p, l, Some(src), c, quiet)).collect::<Result<_>>()?
+            h.parts.iter().map(|p| hybrid_part(p, l, Some(src), c, u, quiet)).collect::<Result<_>>()?
         }
     };
     let mut part_configs = serde_json::Map::new();
@@ -435,15 +651,18 @@ fn slm_rows(
     Ok(())
 }
 
-fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, train_name: Option<&str>) -> Result<bool> {
+fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, u: &Untrained, train_name: Option<&str>) -> Result<bool> {
     Ok(match model {
         "sasrec" => prev.config["model"] == serde_json::to_value(&c.sasrec)?,
-        "itemknn" => prev.config["model"]["window"] == serde_json::json!(ITEMKNN_WINDOW) && prev.config["model"]["last"] == serde_json::json!(CONTENT_LAST),
+        "itemknn" => {
+            let (m, s) = (&prev.config["model"], u.itemknn);
+            m["window"] == serde_json::json!(s.window) && m["last"] == serde_json::json!(s.last) && m["decay"] == serde_json::json!(s.decay)
+        }
         "content" => {
-            let m = &prev.config["model"];
+            let (m, s) = (&prev.config["model"], u.content);
             m["encoder"] == serde_json::to_value(&c.pulse_ts.encoder)?
-                && m["last"] == serde_json::json!(CONTENT_LAST)
-                && m["decay"] == serde_json::json!(CONTENT_DECAY)
+                && m["last"] == serde_json::json!(s.last)
+                && m["decay"] == serde_json::json!(s.decay)
                 && m["train_data"].as_str() == train_name
         }
         "text" | "pulse-ts-norat" | "pulse-ts" | "pulse-ts-text" => {
@@ -554,16 +773,15 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
 fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path) -> Result<String> {
     let mut s = String::new();
     if !c.stages.is_empty() {
-        let _ = writeln!(s, "\nPipeline stages (wall time of the run that finished each; s):\n");
-        let _ = writeln!(s, "| stage | command | seconds |\n|---|---|---|");
+        let _ = writeln!(s, "\nPipeline stages (wall time, summed over the runs an interruption split it into; s):\n");
+        let _ = writeln!(s, "| stage | command | seconds | runs |\n|---|---|---|---|");
         for st in &c.stages {
             let f = dir.join("stages").join(format!("{}.json", st.name));
-            let secs = std::fs::read(&f)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["seconds"].as_f64())
-                .map_or("–".into(), |v| format!("{v:.0}"));
-            let _ = writeln!(s, "| {} | `pulse {}` | {secs} |", st.name, st.run.join(" "));
+            let rec = std::fs::read(&f).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).unwrap_or_default();
+            let secs = rec["seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}"));
+            // markers written before runs were counted (only the finishing run's time): "–"
+            let runs = rec["attempts"].as_u64().map_or("–".into(), |n| n.to_string());
+            let _ = writeln!(s, "| {} | `pulse {}` | {secs} | {runs} |", st.name, st.run.join(" "));
         }
     }
     let _ = writeln!(s, "\nWall time (s) on this machine: training, then ranking per protocol:\n");

@@ -174,13 +174,25 @@ fn experiment_stages_run_once_in_order_and_report_their_wall_time() {
         std::fs::write(&cp, toml).unwrap();
         run(&["-q", "experiment", cp.to_str().unwrap(), "--results", res.to_str().unwrap()])
     };
+    // an earlier run of `first` was killed after 100 s (its partial record, same command); `second` has a
+    // partial record of another command, which does not count
+    let sdir = res.join("staged/stages");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let first_run: serde_json::Value = serde_json::from_str(&format!("[{first}]")).unwrap();
+    std::fs::write(sdir.join("first.partial.json"), serde_json::json!({ "run": first_run, "seconds": 100.0, "attempts": 1 }).to_string()).unwrap();
+    std::fs::write(sdir.join("second.partial.json"), serde_json::json!({ "run": ["eval"], "seconds": 50.0, "attempts": 3 }).to_string()).unwrap();
     let o = exp(&cfg(&first, "staged"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(a.is_file() && b.is_file());
-    let marker: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("staged/stages/first.json")).unwrap()).unwrap();
-    assert!(marker["seconds"].as_f64().unwrap() > 0.0);
+    let marker = |s: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(sdir.join(format!("{s}.json"))).unwrap()).unwrap() };
+    let (m1, m2) = (marker("first"), marker("second"));
+    assert!(m1["seconds"].as_f64().unwrap() > 100.0 && m1["seconds"].as_f64().unwrap() < 200.0, "{m1}");
+    assert_eq!((m1["attempts"].as_u64(), m2["attempts"].as_u64()), (Some(2), Some(1)), "{m1} {m2}");
+    assert!(m2["seconds"].as_f64().unwrap() > 0.0 && m2["seconds"].as_f64().unwrap() < 50.0, "{m2}");
+    assert!(!sdir.join("first.partial.json").exists() && !sdir.join("second.partial.json").exists());
     let table = std::fs::read_to_string(res.join("staged/table.md")).unwrap();
     assert!(table.contains("| first | `pulse eval --model pop --protocol cand5") && table.contains("| second | `pulse eval"), "{table}");
+    assert!(table.contains(" | 2 |\n| second |") && table.contains("| seconds | runs |"), "runs per stage: {table}");
     assert!(table.contains("| pop | – |"), "the wall-time table has a row per model: {table}");
     // finished stages are skipped: their outputs are not written again
     std::fs::remove_file(&a).unwrap();
@@ -335,6 +347,47 @@ fn experiment_train_data_takes_text_models_only() {
 /// `hybrid`: weights tuned on validation (every grid point, each part alone among them), the mix ranks the
 /// test lists, the row is skipped when rerun unchanged; a missing [hybrid] table or an ID part across
 /// domains is refused in one line with nothing written.
+#[test]
+fn experiment_chooses_untrained_settings_on_validation() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let res = d.path().join("res");
+    let p = d.path().join("g.toml");
+    let exp = |extra: &str| {
+        let toml = format!("name = \"g\"\nmodels = [\"pop\", \"itemknn\"]\nprotocols = [\"cand20\"]\nbootstrap = 100\n[data]\npath = \"{}\"\n{extra}", data.display());
+        std::fs::write(&p, toml).unwrap();
+        run(&["-q", "experiment", p.to_str().unwrap(), "--results", res.to_str().unwrap()])
+    };
+    let o = exp("[itemknn]\nwindow = [1, 5]\nlast = [1, 10]\ndecay = 0.8\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sel: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("g/untrained-selection.json")).unwrap()).unwrap();
+    let grid = sel["itemknn"]["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 4, "{sel}");
+    assert!(sel.get("content").is_none(), "content is not in this experiment: {sel}");
+    let best = grid.iter().max_by(|a, b| a["valid_hr1"].as_f64().partial_cmp(&b["valid_hr1"].as_f64()).unwrap()).unwrap();
+    assert_eq!(sel["itemknn"]["chosen"], best["settings"], "{sel}");
+    // one item of profile scores worse than ten on validation
+    let hr = |w: u64, l: u64| grid.iter().find(|g| g["settings"]["window"] == w && g["settings"]["last"] == l).unwrap()["valid_hr1"].as_f64().unwrap();
+    assert!(hr(5, 10) > hr(5, 1), "{sel}");
+    let row: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("g/itemknn-cand20.json")).unwrap()).unwrap();
+    assert_eq!(row["config"]["model"]["window"], best["settings"]["window"]);
+    assert_eq!(row["config"]["model"]["last"], best["settings"]["last"]);
+    // bad settings: one line naming the section and field, nothing written
+    for (extra, msg) in [
+        ("[itemknn]\nwindow = [0, 5]\n", "[itemknn] window: 0"),
+        ("[content]\ndecay = [0.5, 1.5]\n", "[content] decay: 1.5"),
+        ("[content]\nlast = []\n", "[content]: a setting's list is empty"),
+        ("[itemknn]\nwindows = 3\n", "unknown field `windows`"),
+    ] {
+        let _ = std::fs::remove_dir_all(&res);
+        let o = exp(extra);
+        assert_eq!(o.status.code(), Some(1), "{extra}");
+        let e = stderr(&o);
+        assert!(e.contains(msg) && e.trim().lines().count() == 1, "{msg}: {e}");
+        assert!(!res.join("g").exists());
+    }
+}
+
 #[test]
 fn experiment_hybrid_tunes_on_validation_and_refuses_bad_parts() {
     let d = tempfile::tempdir().unwrap();
