@@ -64,12 +64,60 @@ pub struct SftPrompt {
     pub title_words: usize,
     /// Rationales are cut to this many words.
     pub rationale_words: usize,
+    /// Replace the chosen item's title words in the rationale by "this item" ([`mask_title`]), so the
+    /// answer cannot be copied from the rationale. Off by default (and then absent from the serialised
+    /// form, so adapters trained before the option keep their fingerprints).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mask_target: bool,
 }
 
 impl Default for SftPrompt {
     fn default() -> Self {
-        SftPrompt { history: 5, candidates: 10, title_words: 10, rationale_words: 60 }
+        SftPrompt { history: 5, candidates: 10, title_words: 10, rationale_words: 60, mask_target: false }
     }
+}
+
+const STOP: [&str; 26] = [
+    "the", "and", "for", "with", "from", "are", "this", "that", "its", "you", "your", "was", "were", "has", "have", "not", "but", "all", "can",
+    "out", "one", "our", "who", "how", "any", "per",
+];
+
+/// The content words of a text: lower-cased alphanumeric runs of 3+ characters, minus a short stop list.
+pub fn content_words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() > 2).map(str::to_lowercase).filter(|w| !STOP.contains(&w.as_str())).collect()
+}
+
+/// `rationale` with the words of `title` masked: every whitespace token whose content words all occur in
+/// the title (and that has at least one) is masked, a run of masked tokens becomes "this item" (an article
+/// right before it is dropped), and a masked run's trailing punctuation is kept.
+pub fn mask_title(rationale: &str, title: &str) -> String {
+    let tw: HashSet<String> = content_words(title).into_iter().collect();
+    let masked = |tok: &str| {
+        let w = content_words(tok);
+        !w.is_empty() && w.iter().all(|x| tw.contains(x))
+    };
+    let mut out: Vec<String> = vec![];
+    let mut in_run = false;
+    for tok in rationale.split_whitespace() {
+        if masked(tok) {
+            let tail = &tok[tok.trim_end_matches(|c: char| !c.is_alphanumeric()).len()..];
+            if in_run {
+                let last = out.last_mut().expect("a run has a token");
+                *last = format!("this item{tail}");
+            } else {
+                if out.last().is_some_and(|w| matches!(w.to_lowercase().as_str(), "the" | "a" | "an")) {
+                    out.pop();
+                }
+                out.push(format!("this item{tail}"));
+            }
+            // a mention ending in punctuation closes the run: the next title word is a new mention
+            in_run = tail.is_empty();
+        } else {
+            out.push(tok.to_string());
+            in_run = false;
+        }
+    }
+    out.join(" ")
 }
 
 /// One training text: the user turn, the assistant's opening (thinking prefix), and the answer.
@@ -175,11 +223,12 @@ pub fn build(
                 SftError::Invalid(format!("no rationale for user {}", ds.users[su.user as usize].id))
             })?),
         };
+        let rationale = rationale.map(|r| if o.mask_target { mask_title(r, &ds.items[target as usize].title) } else { r.clone() });
         out.push(SftItem {
             user: ds.users[su.user as usize].id.clone(),
             target: ds.items[target as usize].id.clone(),
             user_turn: user_turn(ds, hist, &cands, o.title_words),
-            prefix: thinking_prefix(rationale.map(String::as_str), o.rationale_words),
+            prefix: thinking_prefix(rationale.as_deref(), o.rationale_words),
             answer: title(ds, target, o.title_words),
         });
     }

@@ -1,7 +1,7 @@
 //! SFT texts on the bundled Luxury Beauty data: the method's prompt shape, candidates that never leak the
 //! user's other items, identical users/candidates across variants, and token boundaries.
 use pulse_data::{LoadOptions, Split};
-use pulse_sft::data::{build, candidates, select_users, thinking_prefix, SftPrompt};
+use pulse_sft::data::{build, candidates, mask_title, select_users, thinking_prefix, SftPrompt};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
@@ -64,4 +64,46 @@ fn thinking_prefix_clips_and_ends_cleanly() {
     assert_eq!(thinking_prefix(Some("   "), 5), "The recommendation is ");
     assert_eq!(thinking_prefix(Some("She loves roses."), 5), "Let me think: She loves roses. The recommendation is ");
     assert_eq!(thinking_prefix(Some("a b c d e f g"), 3), "Let me think: a b c …. The recommendation is ");
+}
+
+#[test]
+fn mask_title_hides_the_chosen_item_and_keeps_the_reasoning() {
+    let title = "Olay Regenerist Micro-Sculpting Cream, 1.7 oz";
+    assert_eq!(
+        mask_title("She buys anti-aging creams, so the Olay Regenerist Micro-Sculpting Cream fits her routine.", title),
+        "She buys anti-aging creams, so this item fits her routine."
+    );
+    // a mention ending a sentence keeps its full stop; words only partly from the title stay
+    assert_eq!(mask_title("Her pick is Olay. She likes Olay-style lotions", title), "Her pick is this item. She likes Olay-style lotions");
+    // short words and stop words are never masked on their own
+    assert_eq!(mask_title("It is for the oz of it", title), "It is for the oz of it");
+    assert_eq!(mask_title("", title), "");
+    assert_eq!(mask_title("Nothing in common here", "Rose Lip Balm"), "Nothing in common here");
+}
+
+#[test]
+fn masking_changes_only_the_rationale_and_is_off_by_default() {
+    let (ds, split) = lb();
+    let users: Vec<usize> = (0..split.users.len()).filter(|&i| split.users[i].train.len() >= 2).take(20).collect();
+    let rats: std::collections::BTreeMap<usize, String> = users
+        .iter()
+        .map(|&i| {
+            let t = split.users[i].train[split.users[i].train.len() - 1];
+            (i, format!("The user wants {} for daily care", ds.items[t as usize].title))
+        })
+        .collect();
+    let o = SftPrompt::default();
+    assert!(!o.mask_target);
+    assert_eq!(serde_json::to_value(&o).unwrap().get("mask_target"), None, "off: not serialised (adapter fingerprints unchanged)");
+    let plain = build(&ds, &split, &users, Some(&rats), &o, 7).unwrap();
+    let masked = build(&ds, &split, &users, Some(&rats), &SftPrompt { mask_target: true, ..o.clone() }, 7).unwrap();
+    let mut changed = 0;
+    for (a, b) in plain.iter().zip(&masked) {
+        assert_eq!((&a.user_turn, &a.answer, &a.target), (&b.user_turn, &b.answer, &b.target));
+        if a.prefix != b.prefix {
+            changed += 1;
+            assert!(b.prefix.contains("this item") && b.prefix.ends_with("The recommendation is "), "{}", b.prefix);
+        }
+    }
+    assert!(changed >= 15, "{changed} of 20 prefixes masked");
 }
