@@ -4,8 +4,8 @@
 A rationale explains why the user chose the target; the SFT texts put it right before "The recommendation
 is <title>", while the ranker's test prompt has no rationale. A rationale that already names the item lets
 training copy the answer from it. This measures that: for each stored rationale, the share of the target
-title's content words (lower-cased alphanumeric tokens of 3+ characters, minus a short stop list) that
-occur in the rationale.
+title's content words (lower-cased alphanumeric runs of 3+ characters, minus the stop list of the SFT title
+mask, read from crates/pulse-sft/src/data.rs) that occur in the rationale.
 
     python3 scripts/rationale_overlap.py --store runs/pipeline-luxury-beauty-500/rationales.sqlite \
         --items data/amazon2018-luxury-beauty/items.tsv --out results/rationale-overlap-pipeline-500
@@ -21,11 +21,26 @@ import sqlite3
 import statistics
 import sys
 
-STOP = set("the a an and or of for with to in on by from is are this that it its your you as at be was were has have".split())
+# One definition of "content words" with the SFT title mask (`pulse_sft::data::content_words`): the stop
+# list is read from that source file, and words are split the same way (alphanumeric runs of 3+ characters).
+RUST_WORDS = pathlib.Path(__file__).resolve().parent.parent / "crates/pulse-sft/src/data.rs"
+
+
+def rust_stop_list(path=RUST_WORDS):
+    m = re.search(r"const STOP: \[&str; (\d+)\] = \[(.*?)\];", path.read_text(), re.S)
+    if not m:
+        sys.exit(f"{path}: no `const STOP: [&str; N] = [...]` to read the stop list from")
+    stop = re.findall(r'"([^"]*)"', m.group(2))
+    if len(stop) != int(m.group(1)):
+        sys.exit(f"{path}: STOP declares {m.group(1)} words, read {len(stop)}")
+    return set(stop)
+
+
+STOP = rust_stop_list()
 
 
 def words(s):
-    return {w for w in re.findall(r"[a-z0-9]+", s.lower()) if w not in STOP and len(w) > 2}
+    return {w.lower() for w in re.findall(r"[^\W_]+", s) if len(w) > 2} - STOP
 
 
 def main():

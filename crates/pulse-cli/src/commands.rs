@@ -441,12 +441,15 @@ fn train_text_model(
 /// Cross-domain, zero-shot: a text-only model (`text`, `pulse-ts-text`) trained on `train` ranks the items
 /// of `test` through their texts (same encoder), with no training on `test`. The config records the
 /// training dataset.
-pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, seed: u64, quiet: bool) -> Result<Trained> {
+/// A text-only model trained on `train` that ranks `test`'s items from their texts; `content` (nothing to
+/// train) reads the test domain's texts with the given settings.
+#[allow(clippy::too_many_arguments)]
+pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, content: ContentSettings, seed: u64, quiet: bool) -> Result<Trained> {
     if !text_only(kind) {
         bail!("{}: only text-only models (text, pulse-ts-text, content) rank another domain zero-shot", model_name(kind));
     }
     if kind == ModelArg::Content {
-        let mut t = content_model(test, ts, ContentSettings::default())?;
+        let mut t = content_model(test, ts, content)?;
         t.config["train_data"] = serde_json::json!(train.ds.name);
         return Ok(t);
     }

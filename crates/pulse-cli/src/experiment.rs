@@ -97,15 +97,11 @@ impl ContentGrid {
 
 impl KnnGrid {
     fn points(&self) -> Vec<KnnSettings> {
-        let mut v = vec![];
-        for &window in &self.window {
-            for &last in &self.last {
-                for &decay in &self.decay {
-                    v.push(KnnSettings { window, last, decay });
-                }
-            }
-        }
-        v
+        let (lasts, decays) = (&self.last, &self.decay);
+        self.window
+            .iter()
+            .flat_map(|&window| lasts.iter().flat_map(move |&last| decays.iter().map(move |&decay| KnnSettings { window, last, decay })))
+            .collect()
     }
 }
 
@@ -457,32 +453,22 @@ fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Unt
     let mut record = serde_json::Map::new();
     if tune_content {
         let (_, text, _) = item_texts(tl, &c.pulse_ts)?;
-        let mut grid = vec![];
-        let mut best: Option<(f64, ContentSettings)> = None;
-        for s in content_grid {
+        let (chosen, grid) = best_point(content_grid, |s| {
             let v = score(&pulse_baselines::Content::new(&text, s.last, s.decay)?)?;
             tracing::info!("content last {} decay {}: validation cand{n} HR@1 {v:.4}", s.last, s.decay);
-            grid.push(serde_json::json!({ "settings": s, "valid_hr1": v }));
-            if best.is_none_or(|(b, _)| v > b) {
-                best = Some((v, s));
-            }
-        }
-        u.content = best.expect("non-empty grid").1;
-        record.insert("content".into(), serde_json::json!({ "chosen": u.content, "grid": grid }));
+            Ok(v)
+        })?;
+        u.content = chosen;
+        record.insert("content".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
     }
     if tune_knn {
-        let mut grid = vec![];
-        let mut best: Option<(f64, KnnSettings)> = None;
-        for s in knn_grid {
+        let (chosen, grid) = best_point(knn_grid, |s| {
             let v = score(itemknn_model(tl, s).model.as_ref())?;
             tracing::info!("itemknn window {} last {} decay {}: validation cand{n} HR@1 {v:.4}", s.window, s.last, s.decay);
-            grid.push(serde_json::json!({ "settings": s, "valid_hr1": v }));
-            if best.is_none_or(|(b, _)| v > b) {
-                best = Some((v, s));
-            }
-        }
-        u.itemknn = best.expect("non-empty grid").1;
-        record.insert("itemknn".into(), serde_json::json!({ "chosen": u.itemknn, "grid": grid }));
+            Ok(v)
+        })?;
+        u.itemknn = chosen;
+        record.insert("itemknn".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
     }
     record.insert("dataset".into(), serde_json::json!(tl.ds.name));
     record.insert("n_candidates".into(), serde_json::json!(n));
@@ -494,20 +480,29 @@ fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Unt
     Ok(u)
 }
 
+/// Scores every grid point and keeps the first best one; returns it with the scored grid (for the record).
+fn best_point<S: Copy + serde::Serialize>(points: Vec<S>, mut score: impl FnMut(S) -> Result<f64>) -> Result<(S, Vec<serde_json::Value>)> {
+    let mut grid = Vec::with_capacity(points.len());
+    let mut best: Option<(f64, S)> = None;
+    for s in points {
+        let v = score(s)?;
+        grid.push(serde_json::json!({ "settings": s, "valid_hr1": v }));
+        if best.is_none_or(|(b, _)| v > b) {
+            best = Some((v, s));
+        }
+    }
+    let (_, chosen) = best.ok_or_else(|| anyhow::anyhow!("empty settings grid"))?;
+    Ok((chosen, grid))
+}
+
 /// A row's model: `content` / `itemknn` with the chosen settings, the others trained (checkpoints reused)
 /// or, cross-domain, trained on `source` and transferred.
 fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
     use crate::args::ModelArg;
     match (kind, source) {
-        (ModelArg::Content, _) => {
-            let mut t = content_model(l, &c.pulse_ts, u.content)?;
-            if let Some(src) = source {
-                t.config["train_data"] = serde_json::json!(src.ds.name);
-            }
-            Ok(t)
-        }
+        (ModelArg::Content, None) => content_model(l, &c.pulse_ts, u.content),
         (ModelArg::Itemknn, None) => Ok(itemknn_model(l, u.itemknn)),
-        (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, c.seed, quiet),
+        (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, u.content, c.seed, quiet),
         (_, None) => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
     }
 }
