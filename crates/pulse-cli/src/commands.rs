@@ -439,10 +439,8 @@ fn train_text_model(
 }
 
 /// Cross-domain, zero-shot: a text-only model (`text`, `pulse-ts-text`) trained on `train` ranks the items
-/// of `test` through their texts (same encoder), with no training on `test`. The config records the
-/// training dataset.
-/// A text-only model trained on `train` that ranks `test`'s items from their texts; `content` (nothing to
-/// train) reads the test domain's texts with the given settings.
+/// of `test` through their texts (same encoder), with no training on `test`; `content` (nothing to train)
+/// reads `test`'s texts with the given settings. The config records the training dataset.
 #[allow(clippy::too_many_arguments)]
 pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, content: ContentSettings, seed: u64, quiet: bool) -> Result<Trained> {
     if !text_only(kind) {
