@@ -148,8 +148,10 @@ fn check_profile_lists(section: &str, last: &[usize], decay: &[f32], window: Opt
 
 /// One pipeline stage: a `pulse` command line (without `pulse`), run in-process exactly as typed. A
 /// finished stage leaves a marker (`results/<name>/stages/<stage>.json`: the command, its wall time) and
-/// is skipped while the command is unchanged; an interrupted one (kill -9) simply runs again and resumes
-/// from its own state (the rationale and ToT stores skip stored users, SFT from its checkpoints).
+/// is skipped while the command is unchanged and what it wrote is still there (the paths after `--store`,
+/// `--out` and `--summary`: results/ is committed, runs/ is not, so a fresh checkout has the markers but
+/// not the stores); an interrupted one (kill -9) simply runs again and resumes from its own state (the
+/// rationale and ToT stores skip stored users, SFT from its checkpoints).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
@@ -157,7 +159,25 @@ pub struct Stage {
     pub run: Vec<String>,
 }
 
+/// The flags whose path a stage writes.
+const OUTPUT_FLAGS: [&str; 3] = ["--store", "--out", "--summary"];
+
 impl Stage {
+    /// The paths this stage writes, as named in its command (`--out P` or `--out=P`).
+    pub fn outputs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for (i, a) in self.run.iter().enumerate() {
+            for f in OUTPUT_FLAGS {
+                if a == f {
+                    out.extend(self.run.get(i + 1).map(PathBuf::from));
+                } else if let Some(p) = a.strip_prefix(f).and_then(|r| r.strip_prefix('=')) {
+                    out.push(PathBuf::from(p));
+                }
+            }
+        }
+        out
+    }
+
     fn cli(&self, quiet: bool) -> Result<crate::args::Cli> {
         use clap::Parser;
         let args = std::iter::once("pulse").chain(quiet.then_some("-q")).chain(self.run.iter().map(String::as_str));
@@ -172,18 +192,34 @@ impl Stage {
 /// Runs the stages not finished yet, in order, each recording its wall time in its marker. A stage's
 /// time adds up over interrupted runs: while it runs, `stages/<stage>.partial.json` is rewritten every
 /// few seconds with the seconds spent so far (earlier attempts included), so a kill -9 loses at most
-/// that interval; the finished marker holds the total and the number of attempts.
+/// that interval; the finished marker holds the total and the number of attempts. A stage whose marker
+/// is there but whose outputs are gone runs again, and once one stage runs, every stage after it runs
+/// too (its inputs may have changed); the stale marker is removed first, so a kill -9 during the rerun
+/// cannot leave a "done" marker over half-written outputs.
 fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
     let sdir = dir.join("stages");
+    let mut rerun_rest = false;
     for st in &c.stages {
         let marker = sdir.join(format!("{}.json", st.name));
         if let Ok(prev) = std::fs::read(&marker) {
             let prev: serde_json::Value = serde_json::from_slice(&prev).with_context(|| marker.display().to_string())?;
-            if prev["run"] == serde_json::json!(st.run) {
+            let missing = st.outputs().into_iter().find(|p| !p.exists());
+            if prev["run"] == serde_json::json!(st.run) && missing.is_none() && !rerun_rest {
                 tracing::info!("stage {}: already done ({})", st.name, marker.display());
                 continue;
             }
+            match missing {
+                Some(p) if prev["run"] == serde_json::json!(st.run) => {
+                    tracing::warn!("stage {}: marked done but {} is missing; running it again", st.name, p.display())
+                }
+                _ if rerun_rest && prev["run"] == serde_json::json!(st.run) => {
+                    tracing::info!("stage {}: an earlier stage ran again; running it again", st.name)
+                }
+                _ => {}
+            }
+            std::fs::remove_file(&marker).with_context(|| marker.display().to_string())?;
         }
+        rerun_rest = true;
         std::fs::create_dir_all(&sdir).with_context(|| sdir.display().to_string())?;
         let partial = sdir.join(format!("{}.partial.json", st.name));
         let (before, attempts) = std::fs::read(&partial)
@@ -800,4 +836,23 @@ fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, 
         let _ = writeln!(s, "| {m} | {} | {} |", train.map_or("–".into(), |v| format!("{v:.0}")), cells.join(" | "));
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_outputs_are_the_paths_after_output_flags() {
+        let st = Stage {
+            name: "tot".into(),
+            run: ["tot", "--store", "runs/s.sqlite", "--space", "runs/space", "--summary=results/t.json", "--out"]
+                .map(String::from)
+                .to_vec(),
+        };
+        // --space is an input; a trailing flag without a value names nothing
+        assert_eq!(st.outputs(), vec![PathBuf::from("runs/s.sqlite"), PathBuf::from("results/t.json")]);
+        let st = Stage { name: "e".into(), run: ["eval", "--outdir", "x", "--out", "r.json"].map(String::from).to_vec() };
+        assert_eq!(st.outputs(), vec![PathBuf::from("r.json")]);
+    }
 }

@@ -194,17 +194,40 @@ fn experiment_stages_run_once_in_order_and_report_their_wall_time() {
     assert!(table.contains("| first | `pulse eval --model pop --protocol cand5") && table.contains("| second | `pulse eval"), "{table}");
     assert!(table.contains(" | 2 |\n| second |") && table.contains("| seconds | runs |"), "runs per stage: {table}");
     assert!(table.contains("| pop | – |"), "the wall-time table has a row per model: {table}");
-    // finished stages are skipped: their outputs are not written again
-    std::fs::remove_file(&a).unwrap();
+    // finished stages whose outputs are there are skipped: their outputs are not written again
+    let stamp = |p: &std::path::Path| std::fs::write(p, "untouched").unwrap();
+    let untouched = |p: &std::path::Path| std::fs::read_to_string(p).map(|s| s == "untouched").unwrap_or(false);
+    stamp(&a);
+    stamp(&b);
+    let o = exp(&cfg(&first, "staged"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(untouched(&a) && untouched(&b));
+    // a stage marked done whose output is gone (a fresh checkout: results/ committed, runs/ not) runs
+    // again; the stage before it stays done
     std::fs::remove_file(&b).unwrap();
     let o = exp(&cfg(&first, "staged"));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!a.exists() && !b.exists());
-    // a changed command runs again; the unchanged stage after it stays done
+    assert!(untouched(&a) && b.is_file() && !untouched(&b));
+    assert_eq!(marker("second")["attempts"].as_u64(), Some(1), "a fresh marker");
+    // once a stage runs again, the stages after it run again too (their inputs may have changed)
+    std::fs::remove_file(&a).unwrap();
+    stamp(&b);
+    let o = exp(&cfg(&first, "staged"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(a.is_file() && !untouched(&a) && !untouched(&b));
+    // a changed command runs again, and so does the unchanged stage after it
+    stamp(&a);
+    stamp(&b);
     let changed = format!("{first}, \"--seed\", \"3\"");
     let o = exp(&cfg(&changed, "staged"));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(a.is_file() && !b.exists());
+    assert!(!untouched(&a) && !untouched(&b));
+    // with everything in place, nothing runs
+    stamp(&a);
+    stamp(&b);
+    let o = exp(&cfg(&changed, "staged"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(untouched(&a) && untouched(&b));
     // a typo in a stage's command, or a nested experiment, is refused before anything is written
     for bad in [first.replace("--model", "--modle"), format!("\"experiment\", \"{}\"", cp.display())] {
         let o = exp(&cfg(&bad, "refused"));
