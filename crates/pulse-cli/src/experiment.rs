@@ -203,18 +203,15 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
         let marker = sdir.join(format!("{}.json", st.name));
         if let Ok(prev) = std::fs::read(&marker) {
             let prev: serde_json::Value = serde_json::from_slice(&prev).with_context(|| marker.display().to_string())?;
+            let same = prev["run"] == serde_json::json!(st.run);
             let missing = st.outputs().into_iter().find(|p| !p.exists());
-            if prev["run"] == serde_json::json!(st.run) && missing.is_none() && !rerun_rest {
+            if same && missing.is_none() && !rerun_rest {
                 tracing::info!("stage {}: already done ({})", st.name, marker.display());
                 continue;
             }
             match missing {
-                Some(p) if prev["run"] == serde_json::json!(st.run) => {
-                    tracing::warn!("stage {}: marked done but {} is missing; running it again", st.name, p.display())
-                }
-                _ if rerun_rest && prev["run"] == serde_json::json!(st.run) => {
-                    tracing::info!("stage {}: an earlier stage ran again; running it again", st.name)
-                }
+                Some(p) if same => tracing::warn!("stage {}: marked done but {} is missing; running it again", st.name, p.display()),
+                _ if same => tracing::info!("stage {}: an earlier stage ran again; running it again", st.name),
                 _ => {}
             }
             std::fs::remove_file(&marker).with_context(|| marker.display().to_string())?;
