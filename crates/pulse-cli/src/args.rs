@@ -378,6 +378,9 @@ pub enum ModelArg {
     /// Item-KNN: item-to-item co-occurrence in the training sequences (cosine), summed over the user's
     /// last items; ID-based, nothing trained beyond counting.
     Itemknn,
+    /// Lexical similarity: TF-IDF over title words and word pairs, cosine to the user's recent items'
+    /// (recency-weighted, as content); nothing trained, so it ranks any catalogue zero-shot.
+    Lexical,
     /// The SLM as a ranker (cand protocols only): each candidate title scored by its log-likelihood after
     /// the test prompt; `--adapter` applies a `pulse sft` adapter (PULSE and its ablations), none = the
     /// base model zero-shot.

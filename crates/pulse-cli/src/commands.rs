@@ -98,8 +98,9 @@ pub fn parse_model(s: &str) -> Result<ModelArg> {
         "pulse-ts-text" => ModelArg::PulseTsText,
         "content" => ModelArg::Content,
         "itemknn" => ModelArg::Itemknn,
+        "lexical" => ModelArg::Lexical,
         "slm" => ModelArg::Slm,
-        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts, pulse-ts-text, content, itemknn or slm)"),
+        _ => bail!("unknown model '{s}' (expected pop, sasrec, text, pulse-ts-norat, pulse-ts, pulse-ts-text, content, itemknn, lexical or slm)"),
     })
 }
 
@@ -113,6 +114,7 @@ pub fn model_name(m: ModelArg) -> &'static str {
         ModelArg::PulseTsText => "pulse-ts-text",
         ModelArg::Content => "content",
         ModelArg::Itemknn => "itemknn",
+        ModelArg::Lexical => "lexical",
         ModelArg::Slm => "slm",
     }
 }
@@ -281,7 +283,7 @@ pub struct Trained {
 
 /// Models whose items are their texts alone (no item IDs): the ones that can rank another catalogue.
 pub fn text_only(kind: ModelArg) -> bool {
-    matches!(kind, ModelArg::Text | ModelArg::PulseTsText | ModelArg::Content)
+    matches!(kind, ModelArg::Text | ModelArg::PulseTsText | ModelArg::Content | ModelArg::Lexical)
 }
 
 /// Settings of the content-similarity model: the user's profile is their last `last` items, each older
@@ -320,6 +322,19 @@ pub fn content_model(l: &Loaded, ts: &TsConfig, s: ContentSettings) -> Result<Tr
         model: Box::new(pulse_baselines::Content::new(&text, s.last, s.decay)?),
         config: serde_json::json!({ "encoder": ts.encoder, "last": s.last, "decay": s.decay }),
         meta: serde_json::json!({ "encoder": enc.id() }),
+    })
+}
+
+/// The lexical (TF-IDF title) similarity model over a dataset's item titles (nothing to train); the
+/// profile settings are content's.
+pub fn lexical_model(l: &Loaded, s: ContentSettings) -> Result<Trained> {
+    let t0 = Instant::now();
+    let titles: Vec<&str> = l.ds.items.iter().map(|it| it.title.as_str()).collect();
+    let m = pulse_baselines::Lexical::new(&titles, s.last, s.decay)?;
+    Ok(Trained {
+        config: serde_json::json!({ "text": "title", "last": s.last, "decay": s.decay }),
+        meta: serde_json::json!({ "terms": m.n_terms(), "build_seconds": t0.elapsed().as_secs_f64() }),
+        model: Box::new(m),
     })
 }
 
@@ -444,10 +459,10 @@ fn train_text_model(
 #[allow(clippy::too_many_arguments)]
 pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, content: ContentSettings, seed: u64, quiet: bool) -> Result<Trained> {
     if !text_only(kind) {
-        bail!("{}: only text-only models (text, pulse-ts-text, content) rank another domain zero-shot", model_name(kind));
+        bail!("{}: only text-only models (text, pulse-ts-text, content, lexical) rank another domain zero-shot", model_name(kind));
     }
-    if kind == ModelArg::Content {
-        let mut t = content_model(test, ts, content)?;
+    if matches!(kind, ModelArg::Content | ModelArg::Lexical) {
+        let mut t = if kind == ModelArg::Content { content_model(test, ts, content)? } else { lexical_model(test, content)? };
         t.config["train_data"] = serde_json::json!(train.ds.name);
         return Ok(t);
     }
@@ -472,6 +487,7 @@ pub fn train_model(
     Ok(match kind {
         ModelArg::Content => content_model(l, ts, ContentSettings::default())?,
         ModelArg::Itemknn => itemknn_model(l, KnnSettings::default()),
+        ModelArg::Lexical => lexical_model(l, ContentSettings::default())?,
         ModelArg::Slm => bail!("the slm ranker is built by `pulse eval --model slm` (experiments: not yet)"),
         ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs | ModelArg::PulseTsText => {
             let (m, config, meta) = train_text_model(kind, l, sasrec, ts, seed, checkpoint_dir, quiet)?;

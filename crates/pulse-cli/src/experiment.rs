@@ -52,6 +52,9 @@ pub struct ExperimentConfig {
     /// Settings of the `itemknn` model; a list of values is a grid chosen on validation.
     #[serde(default)]
     pub itemknn: KnnGrid,
+    /// Settings of the `lexical` model (as `[content]`); written to the resolved config only when set.
+    #[serde(default, skip_serializing_if = "ContentGrid::is_default")]
+    pub lexical: ContentGrid,
 }
 
 /// `[content]`: each setting one value or a list (every combination is scored by HR@1 on the validation
@@ -90,6 +93,10 @@ impl Default for KnnGrid {
 }
 
 impl ContentGrid {
+    fn is_default(&self) -> bool {
+        *self == ContentGrid::default()
+    }
+
     fn points(&self) -> Vec<ContentSettings> {
         self.last.iter().flat_map(|&last| self.decay.iter().map(move |&decay| ContentSettings { last, decay })).collect()
     }
@@ -373,7 +380,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
                     bail!("{}: [hybrid] parts: the SLM cannot score a whole catalogue", path.display());
                 }
                 if c.train_data.is_some() && !text_only(k) && !matches!(k, crate::args::ModelArg::Pop) {
-                    bail!("{}: [hybrid] parts: {p} cannot rank another domain (with train_data: text, pulse-ts-text, content, pop)", path.display());
+                    bail!("{}: [hybrid] parts: {p} cannot rank another domain (with train_data: text, pulse-ts-text, content, lexical, pop)", path.display());
                 }
             }
             continue;
@@ -384,7 +391,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             None => {
                 let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
                 if c.train_data.is_some() && !text_only(k) {
-                    bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text, content or SLM rows)", path.display());
+                    bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text, content, lexical or SLM rows)", path.display());
                 }
             }
         }
@@ -400,6 +407,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
         parse_protocol(p, true).with_context(|| format!("{}: protocols", path.display()))?;
     }
     check_profile_lists("content", &c.content.last, &c.content.decay, None).with_context(|| path.display().to_string())?;
+    check_profile_lists("lexical", &c.lexical.last, &c.lexical.decay, None).with_context(|| path.display().to_string())?;
     check_profile_lists("itemknn", &c.itemknn.last, &c.itemknn.decay, Some(&c.itemknn.window)).with_context(|| path.display().to_string())?;
     let mut names = std::collections::HashSet::new();
     for st in &c.stages {
@@ -464,6 +472,9 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
 pub struct Untrained {
     pub content: ContentSettings,
     pub itemknn: KnnSettings,
+    /// Only when the experiment uses `lexical` (so older experiments' hybrid configs are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<ContentSettings>,
 }
 
 /// Chooses the settings of `content` / `itemknn` (when the experiment uses them and their grid has more
@@ -472,11 +483,12 @@ pub struct Untrained {
 /// score goes to `untrained-selection.json` next to the results; test lists are never seen.
 fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Untrained> {
     let uses = |m: &str| c.models.iter().any(|x| x == m) || c.hybrid.as_ref().is_some_and(|h| h.parts.iter().any(|p| p == m));
-    let (content_grid, knn_grid) = (c.content.points(), c.itemknn.points());
-    let mut u = Untrained { content: content_grid[0], itemknn: knn_grid[0] };
+    let (content_grid, knn_grid, lexical_grid) = (c.content.points(), c.itemknn.points(), c.lexical.points());
+    let mut u = Untrained { content: content_grid[0], itemknn: knn_grid[0], lexical: uses("lexical").then_some(lexical_grid[0]) };
     let tune_content = uses("content") && content_grid.len() > 1;
     let tune_knn = uses("itemknn") && knn_grid.len() > 1;
-    if !tune_content && !tune_knn {
+    let tune_lexical = uses("lexical") && lexical_grid.len() > 1;
+    if !tune_content && !tune_knn && !tune_lexical {
         return Ok(u);
     }
     let t0 = std::time::Instant::now();
@@ -503,13 +515,22 @@ fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Unt
         u.itemknn = chosen;
         record.insert("itemknn".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
     }
+    if tune_lexical {
+        let (chosen, grid) = best_point(lexical_grid, |s| {
+            let v = score(lexical_model(tl, s)?.model.as_ref())?;
+            tracing::info!("lexical last {} decay {}: validation cand{n} HR@1 {v:.4}", s.last, s.decay);
+            Ok(v)
+        })?;
+        u.lexical = Some(chosen);
+        record.insert("lexical".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
+    }
     record.insert("dataset".into(), serde_json::json!(tl.ds.name));
     record.insert("n_candidates".into(), serde_json::json!(n));
     record.insert("users".into(), serde_json::json!(users.len()));
     record.insert("seconds".into(), serde_json::json!(t0.elapsed().as_secs_f64()));
     let f = dir.join("untrained-selection.json");
     pulse_eval::write_atomic(&f, serde_json::to_string_pretty(&record)?.as_bytes())?;
-    tracing::info!("content {:?}, itemknn {:?} chosen on validation ({})", u.content, u.itemknn, f.display());
+    tracing::info!("content {:?}, itemknn {:?}, lexical {:?} chosen on validation ({})", u.content, u.itemknn, u.lexical, f.display());
     Ok(u)
 }
 
@@ -535,6 +556,13 @@ fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c
     match (kind, source) {
         (ModelArg::Content, None) => content_model(l, &c.pulse_ts, u.content),
         (ModelArg::Itemknn, None) => Ok(itemknn_model(l, u.itemknn)),
+        (ModelArg::Lexical, _) => {
+            let mut t = lexical_model(l, u.lexical.unwrap_or_default())?;
+            if let Some(src) = source {
+                t.config["train_data"] = serde_json::json!(src.ds.name);
+            }
+            Ok(t)
+        }
         (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, u.content, c.seed, quiet),
         (_, None) => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
     }
@@ -685,6 +713,10 @@ fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, u: &U
         "itemknn" => {
             let (m, s) = (&prev.config["model"], u.itemknn);
             m["window"] == serde_json::json!(s.window) && m["last"] == serde_json::json!(s.last) && m["decay"] == serde_json::json!(s.decay)
+        }
+        "lexical" => {
+            let (m, s) = (&prev.config["model"], u.lexical.unwrap_or_default());
+            m["last"] == serde_json::json!(s.last) && m["decay"] == serde_json::json!(s.decay) && m["train_data"].as_str() == train_name
         }
         "content" => {
             let (m, s) = (&prev.config["model"], u.content);

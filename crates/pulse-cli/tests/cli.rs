@@ -411,6 +411,47 @@ fn experiment_chooses_untrained_settings_on_validation() {
     }
 }
 
+/// `lexical` (TF-IDF title similarity, nothing trained): its `[lexical]` grid is chosen on validation like
+/// content's, it beats popularity, it ranks across domains (`train_data`) recording where it came from, and
+/// a bad setting is refused in one line with nothing written.
+#[test]
+fn experiment_lexical_row_grid_and_transfer() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let res = d.path().join("res");
+    let p = d.path().join("lx.toml");
+    let exp = |models: &str, extra: &str| {
+        let toml = format!("name = \"lx\"\nmodels = {models}\nprotocols = [\"cand20\"]\nbootstrap = 100\n[data]\npath = \"{}\"\n{extra}", data.display());
+        std::fs::write(&p, toml).unwrap();
+        run(&["-q", "experiment", p.to_str().unwrap(), "--results", res.to_str().unwrap()])
+    };
+    let o = exp("[\"pop\", \"lexical\"]", "[lexical]\nlast = [1, 10]\ndecay = 0.8\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sel: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("lx/untrained-selection.json")).unwrap()).unwrap();
+    let grid = sel["lexical"]["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 2, "{sel}");
+    let best = grid.iter().max_by(|a, b| a["valid_hr1"].as_f64().partial_cmp(&b["valid_hr1"].as_f64()).unwrap()).unwrap();
+    assert_eq!(sel["lexical"]["chosen"], best["settings"], "{sel}");
+    let row = |m: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(res.join(format!("lx/{m}-cand20.json"))).unwrap()).unwrap() };
+    assert_eq!(row("lexical")["config"]["model"]["last"], best["settings"]["last"]);
+    let (lx, pop) = (row("lexical")["metrics"]["hr@1"].as_f64().unwrap(), row("pop")["metrics"]["hr@1"].as_f64().unwrap());
+    assert!(lx > pop + 0.15, "lexical {lx} vs pop {pop}");
+    // across domains: allowed (nothing trained), the row records the training dataset
+    let _ = std::fs::remove_dir_all(&res);
+    let o = exp("[\"lexical\"]", &format!("[train_data]\npath = \"{}\"\n", data.display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(row("lexical")["config"]["model"]["train_data"], "amazon2018-luxury-beauty");
+    assert!((row("lexical")["metrics"]["hr@1"].as_f64().unwrap() - lx).abs() < 0.05);
+    for (extra, msg) in [("[lexical]\ndecay = [0.5, 1.5]\n", "[lexical] decay: 1.5"), ("[lexical]\nlasts = 3\n", "unknown field `lasts`")] {
+        let _ = std::fs::remove_dir_all(&res);
+        let o = exp("[\"lexical\"]", extra);
+        assert_eq!(o.status.code(), Some(1), "{extra}");
+        let e = stderr(&o);
+        assert!(e.contains(msg) && e.trim().lines().count() == 1, "{msg}: {e}");
+        assert!(!res.join("lx").exists());
+    }
+}
+
 #[test]
 fn experiment_hybrid_tunes_on_validation_and_refuses_bad_parts() {
     let d = tempfile::tempdir().unwrap();

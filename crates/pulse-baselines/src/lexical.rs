@@ -1,0 +1,154 @@
+//! Lexical similarity: TF-IDF over the words and adjacent word pairs of item titles, an item's score the
+//! cosine between its vector and a recency-weighted sum of the user's last items' vectors. Brand names,
+//! product lines and platforms ("playstation 4") are rare tokens a sentence encoder blurs; here they
+//! weigh by their rarity in the catalogue. Nothing is trained (document frequencies are a statistic of the
+//! catalogue's titles), so it ranks any catalogue, as [`crate::Content`] does.
+use crate::Result;
+use pulse_eval::{BoxError, Recommender};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug)]
+pub struct Lexical {
+    /// Per item: (term, weight), unit norm (empty for a title with no word).
+    items: Vec<Vec<(u32, f32)>>,
+    /// Per term: (item, weight).
+    postings: Vec<Vec<(u32, f32)>>,
+    last: usize,
+    decay: f32,
+}
+
+/// Lowercased alphanumeric words of `s` ("&amp;" and other entities are dropped), then each adjacent pair.
+pub fn terms(s: &str) -> Vec<String> {
+    let lower = s.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty() && !matches!(*w, "amp" | "quot" | "apos" | "lt" | "gt")).collect();
+    let mut t: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    t.extend(words.windows(2).map(|p| format!("{} {}", p[0], p[1])));
+    t
+}
+
+impl Lexical {
+    /// `titles`: one per item (row i = item i); `last` / `decay` as for [`crate::Content`].
+    pub fn new(titles: &[&str], last: usize, decay: f32) -> Result<Self> {
+        if last == 0 || !(decay > 0.0 && decay <= 1.0) {
+            return Err(crate::BaselineError::Invalid(format!("lexical: last must be ≥ 1 and decay in (0, 1], got {last}, {decay}")));
+        }
+        let mut vocab: HashMap<String, u32> = HashMap::new();
+        let mut counts: Vec<Vec<(u32, u32)>> = Vec::with_capacity(titles.len());
+        let mut df: Vec<u32> = vec![];
+        for t in titles {
+            let mut c: HashMap<u32, u32> = HashMap::new();
+            for w in terms(t) {
+                let n = vocab.len() as u32;
+                let id = *vocab.entry(w).or_insert(n);
+                if id == n {
+                    df.push(0);
+                }
+                *c.entry(id).or_default() += 1;
+            }
+            let mut c: Vec<(u32, u32)> = c.into_iter().collect();
+            c.sort_unstable();
+            for &(id, _) in &c {
+                df[id as usize] += 1;
+            }
+            counts.push(c);
+        }
+        let n = titles.len() as f32;
+        // smoothed idf, sublinear tf
+        let idf: Vec<f32> = df.iter().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect();
+        let mut postings = vec![vec![]; df.len()];
+        let mut items = Vec::with_capacity(counts.len());
+        for (i, c) in counts.into_iter().enumerate() {
+            let mut v: Vec<(u32, f32)> = c.into_iter().map(|(id, k)| (id, (1.0 + (k as f32).ln()) * idf[id as usize])).collect();
+            let norm = v.iter().map(|&(_, x)| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                v.iter_mut().for_each(|(_, x)| *x /= norm);
+            }
+            for &(id, x) in &v {
+                postings[id as usize].push((i as u32, x));
+            }
+            items.push(v);
+        }
+        Ok(Lexical { items, postings, last, decay })
+    }
+
+    /// Size of the vocabulary (words and word pairs).
+    pub fn n_terms(&self) -> usize {
+        self.postings.len()
+    }
+}
+
+impl Recommender for Lexical {
+    fn name(&self) -> &str {
+        "lexical"
+    }
+
+    fn score_all(&self, histories: &[&[u32]]) -> std::result::Result<Vec<Vec<f32>>, BoxError> {
+        let n = self.items.len();
+        let mut out = Vec::with_capacity(histories.len());
+        for h in histories {
+            let mut p: HashMap<u32, f32> = HashMap::new();
+            let mut w = 1.0f32;
+            for &i in h.iter().rev().take(self.last) {
+                if let Some(v) = self.items.get(i as usize) {
+                    for &(id, x) in v {
+                        *p.entry(id).or_default() += w * x;
+                    }
+                }
+                w *= self.decay;
+            }
+            // unit profile, so scores are cosines and comparable across users
+            let norm = p.values().map(|x| x * x).sum::<f32>().sqrt();
+            let mut s = vec![0f32; n];
+            if norm > 0.0 {
+                for (&id, &x) in &p {
+                    let x = x / norm;
+                    for &(j, y) in &self.postings[id as usize] {
+                        s[j as usize] += x * y;
+                    }
+                }
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_are_lowercased_words_and_adjacent_pairs() {
+        assert_eq!(terms("Crabtree &amp; Evelyn - Hand"), ["crabtree", "evelyn", "hand", "crabtree evelyn", "evelyn hand"]);
+        assert_eq!(terms("PlayStation 4"), ["playstation", "4", "playstation 4"]);
+        assert!(terms(" - ").is_empty());
+    }
+
+    #[test]
+    fn scores_are_tfidf_cosines_to_the_recency_weighted_profile() {
+        let titles = ["red lipstick", "red nail polish", "blue nail polish", "shampoo", ""];
+        let m = Lexical::new(&titles, 2, 0.5).unwrap();
+        // red lipstick: 3 terms; red nail polish: 4 new; blue nail polish: 2 new; shampoo: 1
+        assert_eq!(m.n_terms(), 10);
+        // a history of one item: every score is a cosine, the item itself 1, disjoint titles 0
+        let s = m.score_all(&[&[0u32][..]]).unwrap();
+        assert!((s[0][0] - 1.0).abs() < 1e-5, "{:?}", s[0]);
+        assert!(s[0][1] > 0.0 && s[0][1] < 1.0);
+        assert_eq!((s[0][2], s[0][3], s[0][4]), (0.0, 0.0, 0.0));
+        // by hand: idf = ln(6 / (1 + df)) + 1; "red" (df 2) is shared by items 0 and 1
+        let idf = |df: f32| (6.0f32 / (1.0 + df)).ln() + 1.0;
+        let v0 = [idf(2.0), idf(1.0), idf(1.0)]; // red, lipstick, "red lipstick"
+        let v1 = [idf(2.0), idf(2.0), idf(2.0), idf(1.0), idf(2.0)]; // red, nail, polish, "red nail", "nail polish"
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let want = v0[0] * v1[0] / (norm(&v0) * norm(&v1));
+        assert!((s[0][1] - want).abs() < 1e-5, "{} vs {want}", s[0][1]);
+        // the most recent item weighs most: after [2, 1] item 1 outranks item 2, after [1, 2] the reverse
+        let a = m.score_all(&[&[2u32, 1][..], &[1u32, 2][..]]).unwrap();
+        assert!(a[0][1] > a[0][2] && a[1][2] > a[1][1]);
+        // an empty title and an empty history score nothing
+        let e = m.score_all(&[&[4u32][..], &[][..]]).unwrap();
+        assert!(e.iter().flatten().all(|&x| x == 0.0));
+        assert!(Lexical::new(&titles, 0, 0.5).is_err());
+        assert!(Lexical::new(&titles, 2, 1.5).is_err());
+    }
+}
