@@ -17,10 +17,11 @@ pub struct Lexical {
     decay: f32,
 }
 
-/// Lowercased alphanumeric words of `s` ("&amp;" and other entities are dropped), then each adjacent pair.
+/// Lowercased alphanumeric words of `s`, then each adjacent pair. Titles come decoded from the loader
+/// (`pulse_data` turns `&amp;` and the like into characters), so "&" and "-" just separate words.
 pub fn terms(s: &str) -> Vec<String> {
     let lower = s.to_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty() && !matches!(*w, "amp" | "quot" | "apos" | "lt" | "gt")).collect();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let mut t: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     t.extend(words.windows(2).map(|p| format!("{} {}", p[0], p[1])));
     t
@@ -119,9 +120,11 @@ mod tests {
 
     #[test]
     fn terms_are_lowercased_words_and_adjacent_pairs() {
-        assert_eq!(terms("Crabtree &amp; Evelyn - Hand"), ["crabtree", "evelyn", "hand", "crabtree evelyn", "evelyn hand"]);
+        assert_eq!(terms("Crabtree & Evelyn - Hand"), ["crabtree", "evelyn", "hand", "crabtree evelyn", "evelyn hand"]);
         assert_eq!(terms("PlayStation 4"), ["playstation", "4", "playstation 4"]);
         assert!(terms(" - ").is_empty());
+        // accented words stay whole; "GT" is a word like any other
+        assert_eq!(terms("Crème 'GT' R&D"), ["crème", "gt", "r", "d", "crème gt", "gt r", "r d"]);
     }
 
     #[test]

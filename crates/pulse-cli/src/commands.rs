@@ -325,6 +325,9 @@ pub fn content_model(l: &Loaded, ts: &TsConfig, s: ContentSettings) -> Result<Tr
     })
 }
 
+/// What the lexical model's vocabulary is made of, recorded with its rows (a row made otherwise is redone).
+pub const LEXICAL_TERMS: &str = "words and adjacent word pairs of the loaded title";
+
 /// The lexical (TF-IDF title) similarity model over a dataset's item titles (nothing to train); the
 /// profile settings are content's.
 pub fn lexical_model(l: &Loaded, s: ContentSettings) -> Result<Trained> {
@@ -332,7 +335,7 @@ pub fn lexical_model(l: &Loaded, s: ContentSettings) -> Result<Trained> {
     let titles: Vec<&str> = l.ds.items.iter().map(|it| it.title.as_str()).collect();
     let m = pulse_baselines::Lexical::new(&titles, s.last, s.decay)?;
     Ok(Trained {
-        config: serde_json::json!({ "text": "title", "last": s.last, "decay": s.decay }),
+        config: serde_json::json!({ "text": "title", "terms": LEXICAL_TERMS, "last": s.last, "decay": s.decay }),
         meta: serde_json::json!({ "terms": m.n_terms(), "build_seconds": t0.elapsed().as_secs_f64() }),
         model: Box::new(m),
     })

@@ -716,7 +716,10 @@ fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, u: &U
         }
         "lexical" => {
             let (m, s) = (&prev.config["model"], u.lexical.unwrap_or_default());
-            m["last"] == serde_json::json!(s.last) && m["decay"] == serde_json::json!(s.decay) && m["train_data"].as_str() == train_name
+            m["terms"] == LEXICAL_TERMS
+                && m["last"] == serde_json::json!(s.last)
+                && m["decay"] == serde_json::json!(s.decay)
+                && m["train_data"].as_str() == train_name
         }
         "content" => {
             let (m, s) = (&prev.config["model"], u.content);
