@@ -2,7 +2,7 @@
 # Paired comparisons behind the README's "Lexical similarity" section: writes compare.txt into each
 # results/*-lexical folder. Run after the configs it reads:
 #   for c in hybrid-luxury-beauty-1500{,-lexical} hybrid-cross-{video-games,office}-1500{,-lexical} \
-#            hybrid-video-games-untrained-lexical; do pulse experiment configs/$c.toml; done
+#            hybrid-video-games-untrained-lexical hybrid-video-games-lexical; do pulse experiment configs/$c.toml; done
 #   bash scripts/compare-lexical.sh [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +44,15 @@ R=results/hybrid-video-games-untrained-lexical
   for p in cand5 cand20; do cmp --metric hr@1 "$R/hybrid-$p.json" "results/hybrid-cross-video-games-1500-lexical/hybrid-$p.json"; done
   echo "# vs the same without lexical (configs/hybrid-video-games-untrained.toml: content, pop)"
   for p in cand5 cand20; do cmp --metric hr@1 "$R/hybrid-$p.json" "results/hybrid-video-games-untrained/hybrid-$p.json"; done
+} > "$R/compare.txt"
+R=results/hybrid-video-games-lexical
+{
+  echo "# pulse compare A B --resamples 2000 (paired: every test user, the same candidate lists)"
+  echo "# the untrained in-domain hybrid vs SASRec (configs/baselines-video-games.toml)"
+  for p in cand5 cand20 full; do
+    echo "# vs results/baselines-video-games/sasrec-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$R/hybrid-$p.json" "results/baselines-video-games/sasrec-$p.json"
+  done
+  echo "# vs the Video Games-tuned content + lexical + pop mix (configs/hybrid-video-games-untrained-lexical.toml)"
+  for p in cand5 cand20; do cmp --metric hr@1 "$R/hybrid-$p.json" "results/hybrid-video-games-untrained-lexical/hybrid-$p.json"; done
 } > "$R/compare.txt"
 echo "wrote results/*-lexical/compare.txt"
