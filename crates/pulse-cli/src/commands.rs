@@ -457,15 +457,16 @@ fn train_text_model(
 }
 
 /// Cross-domain, zero-shot: a text-only model (`text`, `pulse-ts-text`) trained on `train` ranks the items
-/// of `test` through their texts (same encoder), with no training on `test`; `content` (nothing to train)
-/// reads `test`'s texts with the given settings. The config records the training dataset.
+/// of `test` through their texts (same encoder), with no training on `test`; `content` and `lexical`
+/// (nothing to train) read `test`'s texts with `settings` (their profile: last items, decay). The config
+/// records the training dataset.
 #[allow(clippy::too_many_arguments)]
-pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, content: ContentSettings, seed: u64, quiet: bool) -> Result<Trained> {
+pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &SasRecConfig, ts: &TsConfig, settings: ContentSettings, seed: u64, quiet: bool) -> Result<Trained> {
     if !text_only(kind) {
         bail!("{}: only text-only models (text, pulse-ts-text, content, lexical) rank another domain zero-shot", model_name(kind));
     }
     if matches!(kind, ModelArg::Content | ModelArg::Lexical) {
-        let mut t = if kind == ModelArg::Content { content_model(test, ts, content)? } else { lexical_model(test, content)? };
+        let mut t = if kind == ModelArg::Content { content_model(test, ts, settings)? } else { lexical_model(test, settings)? };
         t.config["train_data"] = serde_json::json!(train.ds.name);
         return Ok(t);
     }

@@ -498,31 +498,13 @@ fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Unt
     let mut record = serde_json::Map::new();
     if tune_content {
         let (_, text, _) = item_texts(tl, &c.pulse_ts)?;
-        let (chosen, grid) = best_point(content_grid, |s| {
-            let v = score(&pulse_baselines::Content::new(&text, s.last, s.decay)?)?;
-            tracing::info!("content last {} decay {}: validation cand{n} HR@1 {v:.4}", s.last, s.decay);
-            Ok(v)
-        })?;
-        u.content = chosen;
-        record.insert("content".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
+        u.content = tune_point("content", content_grid, &mut record, |s| score(&pulse_baselines::Content::new(&text, s.last, s.decay)?))?;
     }
     if tune_knn {
-        let (chosen, grid) = best_point(knn_grid, |s| {
-            let v = score(itemknn_model(tl, s).model.as_ref())?;
-            tracing::info!("itemknn window {} last {} decay {}: validation cand{n} HR@1 {v:.4}", s.window, s.last, s.decay);
-            Ok(v)
-        })?;
-        u.itemknn = chosen;
-        record.insert("itemknn".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
+        u.itemknn = tune_point("itemknn", knn_grid, &mut record, |s| score(itemknn_model(tl, s).model.as_ref()))?;
     }
     if tune_lexical {
-        let (chosen, grid) = best_point(lexical_grid, |s| {
-            let v = score(lexical_model(tl, s)?.model.as_ref())?;
-            tracing::info!("lexical last {} decay {}: validation cand{n} HR@1 {v:.4}", s.last, s.decay);
-            Ok(v)
-        })?;
-        u.lexical = Some(chosen);
-        record.insert("lexical".into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
+        u.lexical = Some(tune_point("lexical", lexical_grid, &mut record, |s| score(lexical_model(tl, s)?.model.as_ref()))?);
     }
     record.insert("dataset".into(), serde_json::json!(tl.ds.name));
     record.insert("n_candidates".into(), serde_json::json!(n));
@@ -534,36 +516,39 @@ fn choose_untrained(c: &ExperimentConfig, tl: &Loaded, dir: &Path) -> Result<Unt
     Ok(u)
 }
 
-/// Scores every grid point and keeps the first best one; returns it with the scored grid (for the record).
-fn best_point<S: Copy + serde::Serialize>(points: Vec<S>, mut score: impl FnMut(S) -> Result<f64>) -> Result<(S, Vec<serde_json::Value>)> {
+/// Scores every grid point (logged), keeps the first best one and records the scored grid under `name`.
+fn tune_point<S: Copy + serde::Serialize + std::fmt::Debug>(
+    name: &str,
+    points: Vec<S>,
+    record: &mut serde_json::Map<String, serde_json::Value>,
+    mut score: impl FnMut(S) -> Result<f64>,
+) -> Result<S> {
     let mut grid = Vec::with_capacity(points.len());
     let mut best: Option<(f64, S)> = None;
     for s in points {
         let v = score(s)?;
+        tracing::info!("{name} {s:?}: validation HR@1 {v:.4}");
         grid.push(serde_json::json!({ "settings": s, "valid_hr1": v }));
         if best.is_none_or(|(b, _)| v > b) {
             best = Some((v, s));
         }
     }
-    let (_, chosen) = best.ok_or_else(|| anyhow::anyhow!("empty settings grid"))?;
-    Ok((chosen, grid))
+    let (_, chosen) = best.ok_or_else(|| anyhow::anyhow!("{name}: empty settings grid"))?;
+    record.insert(name.into(), serde_json::json!({ "chosen": chosen, "grid": grid }));
+    Ok(chosen)
 }
 
-/// A row's model: `content` / `itemknn` with the chosen settings, the others trained (checkpoints reused)
+/// A row's model: `content` / `itemknn` / `lexical` with the chosen settings, the others trained (checkpoints reused)
 /// or, cross-domain, trained on `source` and transferred.
 fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
     use crate::args::ModelArg;
+    // the chosen settings of the nothing-trained text models (content, lexical), in-domain or transferred
+    let text_settings = if kind == ModelArg::Lexical { u.lexical.unwrap_or_default() } else { u.content };
     match (kind, source) {
-        (ModelArg::Content, None) => content_model(l, &c.pulse_ts, u.content),
+        (ModelArg::Content, None) => content_model(l, &c.pulse_ts, text_settings),
+        (ModelArg::Lexical, None) => lexical_model(l, text_settings),
         (ModelArg::Itemknn, None) => Ok(itemknn_model(l, u.itemknn)),
-        (ModelArg::Lexical, _) => {
-            let mut t = lexical_model(l, u.lexical.unwrap_or_default())?;
-            if let Some(src) = source {
-                t.config["train_data"] = serde_json::json!(src.ds.name);
-            }
-            Ok(t)
-        }
-        (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, u.content, c.seed, quiet),
+        (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, text_settings, c.seed, quiet),
         (_, None) => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
     }
 }
