@@ -103,6 +103,11 @@ pub struct TotArgs {
     /// [prompt], [sampling].
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// SASRec settings behind the similar users: a TOML with a [sasrec] table, as for `pulse train
+    /// --config` (default: the built-in settings). Trained with seed 42 if its checkpoint is missing; the
+    /// checkpoint is shared with every run of the same settings (e.g. an experiment's `sasrec` row).
+    #[arg(long)]
+    pub sasrec: Option<PathBuf>,
     /// First N users of the split (default: all).
     #[arg(long)]
     pub users: Option<usize>,

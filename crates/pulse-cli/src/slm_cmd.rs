@@ -222,6 +222,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
     use pulse_tot::{LikelihoodScorer, Scoring, SpaceScorer, TotConfig};
     let cfg: TotConfig = a.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.validate()?;
+    let sasrec_cfg = crate::commands::sasrec_config(a.sasrec.as_deref(), None, None)?;
     let scoring = match a.score {
         crate::args::ScoreArg::Space => Scoring::Space,
         crate::args::ScoreArg::Likelihood => Scoring::Likelihood,
@@ -245,7 +246,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         _ => None,
     };
     // Nothing to refine (e.g. a config check with --users 0): no need for the SASRec behind similar users.
-    let neighbours = if a.users == Some(0) { Default::default() } else { similar_users(&l, &cfg, quiet)? };
+    let neighbours = if a.users == Some(0) { Default::default() } else { similar_users(&l, &cfg, &sasrec_cfg, quiet)? };
     let mut engine = load_engine(&a.model)?;
     let mut space_scorer;
     let mut lik = LikelihoodScorer;
@@ -276,23 +277,27 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         a.store.display()
     );
     if let Some(p) = &a.summary {
-        let v = serde_json::json!({ "summary": summary, "config": cfg, "store": a.store, "space": space_dir, "data": l.spec });
+        let v = serde_json::json!({ "summary": summary, "config": cfg, "similar_sasrec": sasrec_cfg, "store": a.store, "space": space_dir, "data": l.spec });
         pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
 }
 
 /// Method step 1: each training choice's most similar users by cosine of SASRec user representations
-/// (SASRec with the default config, seed 42; trained once and then reused from its checkpoint).
-fn similar_users(l: &crate::commands::Loaded, cfg: &pulse_tot::TotConfig, quiet: bool) -> Result<std::collections::HashMap<u32, pulse_tot::Neighbours>> {
+/// (SASRec with `sasrec_cfg`, seed 42; trained once and then reused from its checkpoint).
+fn similar_users(
+    l: &crate::commands::Loaded,
+    cfg: &pulse_tot::TotConfig,
+    sasrec_cfg: &pulse_baselines::sasrec::SasRecConfig,
+    quiet: bool,
+) -> Result<std::collections::HashMap<u32, pulse_tot::Neighbours>> {
     if cfg.similar_users == 0 {
         return Ok(Default::default());
     }
-    let sasrec_cfg = pulse_baselines::sasrec::SasRecConfig::default();
-    let dir = crate::commands::default_checkpoint_dir(l, &sasrec_cfg, 42);
+    let dir = crate::commands::default_checkpoint_dir(l, sasrec_cfg, 42);
     tracing::info!("similar users: SASRec user representations (checkpoint {}, trained if missing)", dir.display());
     let opts = pulse_baselines::sasrec::TrainOptions { seed: 42, checkpoint_dir: Some(dir), quiet, stop_after_epochs: None, ..Default::default() };
-    let (model, _) = pulse_baselines::sasrec::train(&l.split, &sasrec_cfg, &opts)?;
+    let (model, _) = pulse_baselines::sasrec::train(&l.split, sasrec_cfg, &opts)?;
     let (choices, _) = pulse_rationale::training_choices(&l.split);
     let hist: Vec<&[u32]> = choices.iter().map(|c| c.history.as_slice()).collect();
     let reps = model.user_repr(&hist)?;

@@ -323,6 +323,13 @@ fn check_tot_config(p: &Path, s: &str) {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown field `depht`"), "{}: {}", p.display(), stderr(&o));
     assert!(!store2.exists());
+    // The similar users' SASRec settings (--sasrec): a typo there is refused up front too, naming the file.
+    let sp = d.path().join("sasrec.toml");
+    std::fs::write(&sp, "[sasrec]\nmax_epochs = 25\nhiden = 50\n").unwrap();
+    let o = run(&["-q", "tot", "--users", "0", "--score", "likelihood", "--config", p.to_str().unwrap(), "--sasrec", sp.to_str().unwrap(), "--store", store2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("hiden") && stderr(&o).contains("sasrec.toml"), "{}", stderr(&o));
+    assert!(!store2.exists());
     // Space scoring without a space is refused up front.
     let o = run(&["-q", "tot", "--users", "0", "--config", p.to_str().unwrap(), "--store", store2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
