@@ -341,6 +341,16 @@ pub fn lexical_model(l: &Loaded, s: ContentSettings) -> Result<Trained> {
     })
 }
 
+/// A nothing-to-train text-similarity model, `content` (encoder embeddings) or `lexical` (TF-IDF titles),
+/// over `l`'s items with profile `settings`; any other kind is refused.
+pub fn similarity_model(kind: ModelArg, l: &Loaded, ts: &TsConfig, settings: ContentSettings) -> Result<Trained> {
+    match kind {
+        ModelArg::Content => content_model(l, ts, settings),
+        ModelArg::Lexical => lexical_model(l, settings),
+        _ => bail!("{}: not a similarity model (content or lexical)", model_name(kind)),
+    }
+}
+
 /// Item-KNN fitted on a dataset's training sequences.
 pub fn itemknn_model(l: &Loaded, s: KnnSettings) -> Trained {
     let t0 = Instant::now();
@@ -466,7 +476,7 @@ pub fn transfer_model(kind: ModelArg, train: &Loaded, test: &Loaded, sasrec: &Sa
         bail!("{}: only text-only models (text, pulse-ts-text, content, lexical) rank another domain zero-shot", model_name(kind));
     }
     if matches!(kind, ModelArg::Content | ModelArg::Lexical) {
-        let mut t = if kind == ModelArg::Content { content_model(test, ts, settings)? } else { lexical_model(test, settings)? };
+        let mut t = similarity_model(kind, test, ts, settings)?;
         t.config["train_data"] = serde_json::json!(train.ds.name);
         return Ok(t);
     }
@@ -489,9 +499,8 @@ pub fn train_model(
 ) -> Result<Trained> {
     let t0 = Instant::now();
     Ok(match kind {
-        ModelArg::Content => content_model(l, ts, ContentSettings::default())?,
+        ModelArg::Content | ModelArg::Lexical => similarity_model(kind, l, ts, ContentSettings::default())?,
         ModelArg::Itemknn => itemknn_model(l, KnnSettings::default()),
-        ModelArg::Lexical => lexical_model(l, ContentSettings::default())?,
         ModelArg::Slm => bail!("the slm ranker is built by `pulse eval --model slm` (experiments: not yet)"),
         ModelArg::Text | ModelArg::PulseTsNorat | ModelArg::PulseTs | ModelArg::PulseTsText => {
             let (m, config, meta) = train_text_model(kind, l, sasrec, ts, seed, checkpoint_dir, quiet)?;

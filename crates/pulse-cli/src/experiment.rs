@@ -545,8 +545,7 @@ fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c
     // the chosen settings of the nothing-trained text models (content, lexical), in-domain or transferred
     let text_settings = if kind == ModelArg::Lexical { u.lexical.unwrap_or_default() } else { u.content };
     match (kind, source) {
-        (ModelArg::Content, None) => content_model(l, &c.pulse_ts, text_settings),
-        (ModelArg::Lexical, None) => lexical_model(l, text_settings),
+        (ModelArg::Content | ModelArg::Lexical, None) => similarity_model(kind, l, &c.pulse_ts, text_settings),
         (ModelArg::Itemknn, None) => Ok(itemknn_model(l, u.itemknn)),
         (_, Some(src)) => transfer_model(kind, src, l, &c.sasrec, &c.pulse_ts, text_settings, c.seed, quiet),
         (_, None) => train_model(kind, l, &c.sasrec, &c.pulse_ts, c.seed, None, quiet),
