@@ -159,11 +159,17 @@ fn check_profile_lists(section: &str, last: &[usize], decay: &[f32], window: Opt
 /// `--out` and `--summary`: results/ is committed, runs/ is not, so a fresh checkout has the markers but
 /// not the stores); an interrupted one (kill -9) simply runs again and resumes from its own state (the
 /// rationale and ToT stores skip stored users, SFT from its checkpoints).
+///
+/// `before = "ROW"` defers a stage that only one row needs (an ablation's costly ToT variant): it runs
+/// right before that row (a name in `models`) instead of before the table, so the other rows come first.
+/// Deferred stages are listed after the others and run in the same order and with the same rules.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub name: String,
     pub run: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
 }
 
 /// The flags whose path a stage writes.
@@ -202,17 +208,17 @@ impl Stage {
 /// that interval; the finished marker holds the total and the number of attempts. A stage whose marker
 /// is there but whose outputs are gone runs again, and once one stage runs, every stage after it runs
 /// too (its inputs may have changed); the stale marker is removed first, so a kill -9 during the rerun
-/// cannot leave a "done" marker over half-written outputs.
-fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
+/// cannot leave a "done" marker over half-written outputs. `row`: None runs the stages without `before`,
+/// Some(row) the ones deferred to that row; `rerun_rest` carries "an earlier stage ran" between the calls.
+fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &mut bool, quiet: bool) -> Result<()> {
     let sdir = dir.join("stages");
-    let mut rerun_rest = false;
-    for st in &c.stages {
+    for st in c.stages.iter().filter(|st| st.before.as_deref() == row) {
         let marker = sdir.join(format!("{}.json", st.name));
         if let Ok(prev) = std::fs::read(&marker) {
             let prev: serde_json::Value = serde_json::from_slice(&prev).with_context(|| marker.display().to_string())?;
             let same = prev["run"] == serde_json::json!(st.run);
             let missing = st.outputs().into_iter().find(|p| !p.exists());
-            if same && missing.is_none() && !rerun_rest {
+            if same && missing.is_none() && !*rerun_rest {
                 tracing::info!("stage {}: already done ({})", st.name, marker.display());
                 continue;
             }
@@ -223,7 +229,7 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, quiet: bool) -> Result<()> {
             }
             std::fs::remove_file(&marker).with_context(|| marker.display().to_string())?;
         }
-        rerun_rest = true;
+        *rerun_rest = true;
         std::fs::create_dir_all(&sdir).with_context(|| sdir.display().to_string())?;
         let partial = sdir.join(format!("{}.partial.json", st.name));
         let (before, attempts) = std::fs::read(&partial)
@@ -416,6 +422,12 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
         }
         st.cli(false).with_context(|| path.display().to_string())?;
     }
+    if let Some(st) = c.stages.iter().find(|st| st.before.as_ref().is_some_and(|r| !c.models.contains(r))) {
+        bail!("{}: stage {}: before = {:?} is not a row in models", path.display(), st.name, st.before.as_deref().unwrap_or_default());
+    }
+    if let Some(w) = c.stages.windows(2).find(|w| w[0].before.is_some() && w[1].before.is_none()) {
+        bail!("{}: stage {} (not deferred) is listed after the deferred stage {}: list deferred stages (before = ...) last", path.display(), w[1].name, w[0].name);
+    }
     Ok(c)
 }
 
@@ -425,13 +437,15 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let resolved = serde_json::to_string_pretty(&c)?;
     pulse_eval::write_atomic(&dir.join("config.resolved.json"), resolved.as_bytes())?;
-    run_stages(&c, &dir, quiet)?;
+    let mut rerun_stages = false;
+    run_stages(&c, &dir, None, &mut rerun_stages, quiet)?;
     let l = load_data(&c.data)?;
     let train = c.train_data.as_ref().map(load_data).transpose()?;
     let train_name = train.as_ref().map(|t| t.ds.name.clone());
     let u = choose_untrained(&c, train.as_ref().unwrap_or(&l), &dir)?;
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for m in &c.models {
+        run_stages(&c, &dir, Some(m), &mut rerun_stages, quiet)?;
         if let Some(var) = slm_row(m) {
             slm_rows(&c, &l, &dir, m, var, &mut rows, quiet)?;
             continue;
@@ -865,10 +879,11 @@ mod tests {
             run: ["tot", "--store", "runs/s.sqlite", "--space", "runs/space", "--summary=results/t.json", "--out"]
                 .map(String::from)
                 .to_vec(),
+            before: None,
         };
         // --space is an input; a trailing flag without a value names nothing
         assert_eq!(st.outputs(), vec![PathBuf::from("runs/s.sqlite"), PathBuf::from("results/t.json")]);
-        let st = Stage { name: "e".into(), run: ["eval", "--outdir", "x", "--out", "r.json"].map(String::from).to_vec() };
+        let st = Stage { name: "e".into(), run: ["eval", "--outdir", "x", "--out", "r.json"].map(String::from).to_vec(), before: None };
         assert_eq!(st.outputs(), vec![PathBuf::from("r.json")]);
     }
 }

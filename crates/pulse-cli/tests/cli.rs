@@ -238,6 +238,61 @@ fn experiment_stages_run_once_in_order_and_report_their_wall_time() {
     }
 }
 
+/// A stage with `before = "ROW"` runs right before that row, after the rows listed ahead of it: when it
+/// fails, those rows are written and its own row is not; rerun, it runs and the earlier rows are kept.
+#[test]
+fn experiment_deferred_stage_runs_right_before_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let res = d.path().join("res");
+    let (early, late) = (d.path().join("early.json"), d.path().join("late.json"));
+    let cfg = |late_data: &str, before: &str, late_first: bool| {
+        let early_st = format!("[[stage]]\nname = \"early\"\nrun = [\"eval\", \"--model\", \"pop\", \"--protocol\", \"cand5\", \"--out\", \"{}\"]\n", early.display());
+        let late_st = format!(
+            "[[stage]]\nname = \"late\"\nbefore = \"{before}\"\nrun = [\"eval\", \"--data\", \"{late_data}\", \"--model\", \"pop\", \"--protocol\", \"cand20\", \"--out\", \"{}\"]\n",
+            late.display()
+        );
+        let stages = if late_first { format!("{late_st}{early_st}") } else { format!("{early_st}{late_st}") };
+        format!("name = \"def\"\nmodels = [\"pop\", \"itemknn\"]\nprotocols = [\"cand5\"]\nbootstrap = 100\n[data]\npath = \"data/amazon2018-luxury-beauty\"\n{stages}")
+    };
+    let cp = d.path().join("def.toml");
+    let exp = |toml: &str| {
+        std::fs::write(&cp, toml).unwrap();
+        run(&["-q", "experiment", cp.to_str().unwrap(), "--results", res.to_str().unwrap()])
+    };
+    let dir = res.join("def");
+    // the deferred stage fails (no such dataset): the early stage and the pop row ran, itemknn did not
+    let o = exp(&cfg("no/such/dataset", "itemknn", false));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stage late"), "{}", stderr(&o));
+    assert!(early.is_file() && dir.join("pop-cand5.json").is_file(), "rows before the deferred stage are written");
+    assert!(!late.exists() && !dir.join("itemknn-cand5.json").exists() && !dir.join("table.md").exists());
+    assert!(!dir.join("stages/late.json").exists() && dir.join("stages/late.partial.json").is_file());
+    // mended: it runs, then its row; the early stage and the pop row are not redone
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let (pop_t, early_t) = (mtime(&dir.join("pop-cand5.json")), mtime(&early));
+    let o = exp(&cfg("data/amazon2018-luxury-beauty", "itemknn", false));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!((mtime(&dir.join("pop-cand5.json")), mtime(&early)), (pop_t, early_t));
+    assert!(late.is_file() && mtime(&late) <= mtime(&dir.join("itemknn-cand5.json")));
+    let marker: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stages/late.json")).unwrap()).unwrap();
+    assert_eq!(marker["attempts"].as_u64(), Some(1), "the command changed, so the failed run does not count: {marker}");
+    let resolved = std::fs::read_to_string(dir.join("config.resolved.json")).unwrap();
+    assert!(resolved.contains("\"before\": \"itemknn\""), "{resolved}");
+    assert!(std::fs::read_to_string(dir.join("table.md")).unwrap().contains("| late | `pulse eval --data data/amazon2018-luxury-beauty"));
+    // a row not in models, or a deferred stage listed before one that is not, is refused before anything runs
+    for (toml, want) in [
+        (cfg("data/amazon2018-luxury-beauty", "sasrec", false), "stage late: before = \"sasrec\" is not a row in models"),
+        (cfg("data/amazon2018-luxury-beauty", "itemknn", true), "stage early (not deferred) is listed after the deferred stage late"),
+    ] {
+        let _ = std::fs::remove_dir_all(&res);
+        let o = exp(&toml);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains(want) && e.contains("def.toml") && e.trim().lines().count() == 1, "{e}");
+        assert!(!res.exists());
+    }
+}
+
 #[test]
 fn committed_configs_are_valid_and_typos_are_refused() {
     for e in std::fs::read_dir(root().join("configs")).unwrap() {
