@@ -444,7 +444,16 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     let train_name = train.as_ref().map(|t| t.ds.name.clone());
     let u = choose_untrained(&c, train.as_ref().unwrap_or(&l), &dir)?;
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
-    for m in &c.models {
+    // table.md is rewritten after every model, so a long run that stops shows the rows it has
+    let write_table = |rows: &BTreeMap<(String, String), PathBuf>| -> Result<String> {
+        let table = render_table(&c, rows, &dir)?;
+        pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
+        Ok(table)
+    };
+    for (i, m) in c.models.iter().enumerate() {
+        if i > 0 {
+            write_table(&rows)?;
+        }
         run_stages(&c, &dir, Some(m), &mut rerun_stages, quiet)?;
         if let Some(var) = slm_row(m) {
             slm_rows(&c, &l, &dir, m, var, &mut rows, quiet)?;
@@ -474,9 +483,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             write_outputs(&out, &o, t)?;
         }
     }
-    let table = render_table(&c, &rows, &dir)?;
-    pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
-    print!("{table}");
+    print!("{}", write_table(&rows)?);
     Ok(())
 }
 
@@ -775,6 +782,10 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
         for m in headline(p) {
             header.push(format!("{p} {m}"));
         }
+    }
+    let pending: Vec<&str> = c.models.iter().filter(|m| !rows.keys().any(|(rm, _)| rm == *m)).map(String::as_str).collect();
+    if !pending.is_empty() {
+        let _ = writeln!(s, "Not run yet (the experiment stopped before them; run it again to go on): {}.\n", pending.join(", "));
     }
     let _ = writeln!(s, "| {} |", header.join(" | "));
     let _ = writeln!(s, "|{}", "---|".repeat(header.len()));
