@@ -36,7 +36,8 @@ pub enum Cmd {
         cmd: ThoughtCmd,
     },
     /// PULSE step 2: generate a rationale for each user's last training choice into a SQLite store
-    /// (resumable: what the store has is skipped). `rationales export` writes the store as JSON lines.
+    /// (resumable: what the store has is skipped). `rationales export` writes the store as JSON lines,
+    /// `rationales import` reads them back.
     #[command(args_conflicts_with_subcommands = true)]
     Rationales(RationalesArgs),
     /// PULSE step 4: Tree-of-Thought refinement of each training choice's rationale (beam search over
@@ -108,6 +109,11 @@ pub struct TotArgs {
     /// checkpoint is shared with every run of the same settings (e.g. an experiment's `sasrec` row).
     #[arg(long)]
     pub sasrec: Option<PathBuf>,
+    /// A JSON file keeping the similar users' items of the users asked for, keyed by the SASRec behind
+    /// them: read when it matches (no SASRec training then), written when it does not. Commit it next to
+    /// a store export and a fresh checkout refines on without retraining SASRec.
+    #[arg(long)]
+    pub neighbours: Option<PathBuf>,
     /// First N users of the split (default: all).
     #[arg(long)]
     pub users: Option<usize>,
@@ -311,6 +317,15 @@ pub enum RationalesCmd {
         /// Output file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Read JSON lines written by `rationales export` into a store (created if missing): all or nothing,
+    /// rows the store already has are kept as they are. Rebuilds a store from a committed export.
+    Import {
+        /// The JSON-lines file.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        store: PathBuf,
     },
 }
 

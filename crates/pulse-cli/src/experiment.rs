@@ -46,6 +46,9 @@ pub struct ExperimentConfig {
     /// Pipeline stages run before the table, in order (`[[stage]]`): rationales → Thought Space → ToT …
     #[serde(default, rename = "stage", skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
+    /// `[snapshot]`: keep the stages' rationale store as committed JSON lines too (see [`Snapshot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
     /// Settings of the `content` model; a list of values is a grid chosen on validation.
     #[serde(default)]
     pub content: ContentGrid,
@@ -172,6 +175,47 @@ pub struct Stage {
     pub before: Option<String>,
 }
 
+/// `[snapshot]`: the rationale store the stages write (under runs/, which a fresh checkout lacks) and a
+/// JSON-lines copy of it (under results/, committed). Before the stages, a missing store is rebuilt from
+/// the copy (`rationales import`); while a stage runs the copy is rewritten every few minutes and once more
+/// when it ends or fails (`rationales export`), so hours of SLM output outlive the checkout that made them
+/// and the stages go on where the copy stops.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub store: PathBuf,
+    pub file: PathBuf,
+    /// Seconds between copies while a stage runs.
+    #[serde(default = "default_snapshot_every")]
+    pub every_seconds: u64,
+}
+
+fn default_snapshot_every() -> u64 {
+    300
+}
+
+impl Snapshot {
+    /// Rebuilds a missing store from the copy, if there is one.
+    fn restore(&self) -> Result<()> {
+        if self.store.exists() || !self.file.is_file() {
+            return Ok(());
+        }
+        let n = crate::slm_cmd::import(&self.file, &self.store)?;
+        tracing::info!("snapshot: {} rationales from {} → {}", n.inserted, self.file.display(), self.store.display());
+        Ok(())
+    }
+
+    /// Rewrites the copy from the store (nothing while the store does not exist yet).
+    fn save(&self) -> Result<()> {
+        if !self.store.is_file() {
+            return Ok(());
+        }
+        let n = crate::slm_cmd::export_to(&self.store, &self.file)?;
+        tracing::debug!("snapshot: {n} rationales → {}", self.file.display());
+        Ok(())
+    }
+}
+
 /// The flags whose path a stage writes.
 const OUTPUT_FLAGS: [&str; 3] = ["--store", "--out", "--summary"];
 
@@ -208,12 +252,15 @@ impl Stage {
 /// that interval; the finished marker holds the total and the number of attempts. A stage whose marker
 /// is there but whose outputs are gone runs again, and once one stage runs, every stage after it runs
 /// too (its inputs may have changed); the stale marker is removed first, so a kill -9 during the rerun
-/// cannot leave a "done" marker over half-written outputs. `row`: None runs the stages without `before`,
+/// cannot leave a "done" marker over half-written outputs. A stage run again only because an earlier one
+/// ran (its own outputs are there: it goes on from them) adds its time to the marker's, as a resumed one
+/// does. `row`: None runs the stages without `before`,
 /// Some(row) the ones deferred to that row; `rerun_rest` carries "an earlier stage ran" between the calls.
 fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &mut bool, quiet: bool) -> Result<()> {
     let sdir = dir.join("stages");
     for st in c.stages.iter().filter(|st| st.before.as_deref() == row) {
         let marker = sdir.join(format!("{}.json", st.name));
+        let mut carried = None;
         if let Ok(prev) = std::fs::read(&marker) {
             let prev: serde_json::Value = serde_json::from_slice(&prev).with_context(|| marker.display().to_string())?;
             let same = prev["run"] == serde_json::json!(st.run);
@@ -224,7 +271,10 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
             }
             match missing {
                 Some(p) if same => tracing::warn!("stage {}: marked done but {} is missing; running it again", st.name, p.display()),
-                _ if same => tracing::info!("stage {}: an earlier stage ran again; running it again", st.name),
+                _ if same => {
+                    tracing::info!("stage {}: an earlier stage ran again; running it again", st.name);
+                    carried = Some((prev["seconds"].as_f64().unwrap_or(0.0), prev["attempts"].as_u64().unwrap_or(0)));
+                }
                 _ => {}
             }
             std::fs::remove_file(&marker).with_context(|| marker.display().to_string())?;
@@ -236,7 +286,9 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .filter(|v| v["run"] == serde_json::json!(st.run))
-            .map_or((0.0, 0), |v| (v["seconds"].as_f64().unwrap_or(0.0), v["attempts"].as_u64().unwrap_or(0)));
+            .map(|v| (v["seconds"].as_f64().unwrap_or(0.0), v["attempts"].as_u64().unwrap_or(0)))
+            .or(carried)
+            .unwrap_or((0.0, 0));
         if attempts > 0 {
             tracing::info!("stage {}: resuming (attempt {}, {before:.0}s spent before)", st.name, attempts + 1);
         }
@@ -247,11 +299,18 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
         let result = std::thread::scope(|scope| {
             scope.spawn(|| {
                 let mut last = std::time::Instant::now();
+                let mut copied = std::time::Instant::now();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(std::time::Duration::from_millis(200));
                     if last.elapsed().as_secs() >= 5 {
                         last = std::time::Instant::now();
                         let _ = pulse_eval::write_atomic(&partial, record(false).to_string().as_bytes());
+                    }
+                    if let Some(sn) = c.snapshot.as_ref().filter(|sn| copied.elapsed().as_secs() >= sn.every_seconds) {
+                        copied = std::time::Instant::now();
+                        if let Err(e) = sn.save() {
+                            tracing::warn!("snapshot: {e:#}");
+                        }
                     }
                 }
             });
@@ -263,7 +322,9 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
         if result.is_err() {
             let _ = pulse_eval::write_atomic(&partial, record(false).to_string().as_bytes());
         }
+        let saved = c.snapshot.as_ref().map_or(Ok(()), Snapshot::save);
         result?;
+        saved?;
         pulse_eval::write_atomic(&marker, serde_json::to_string_pretty(&record(true))?.as_bytes())?;
         let _ = std::fs::remove_file(&partial);
     }
@@ -422,6 +483,14 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
         }
         st.cli(false).with_context(|| path.display().to_string())?;
     }
+    if let Some(sn) = &c.snapshot {
+        if sn.every_seconds == 0 {
+            bail!("{}: [snapshot] every_seconds must be ≥ 1", path.display());
+        }
+        if !c.stages.iter().any(|st| st.outputs().contains(&sn.store)) {
+            bail!("{}: [snapshot] store {} is not written by any stage (--store)", path.display(), sn.store.display());
+        }
+    }
     if let Some(st) = c.stages.iter().find(|st| st.before.as_ref().is_some_and(|r| !c.models.contains(r))) {
         bail!("{}: stage {}: before = {:?} is not a row in models", path.display(), st.name, st.before.as_deref().unwrap_or_default());
     }
@@ -437,6 +506,9 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let resolved = serde_json::to_string_pretty(&c)?;
     pulse_eval::write_atomic(&dir.join("config.resolved.json"), resolved.as_bytes())?;
+    if let Some(sn) = &c.snapshot {
+        sn.restore()?;
+    }
     let mut rerun_stages = false;
     run_stages(&c, &dir, None, &mut rerun_stages, quiet)?;
     let l = load_data(&c.data)?;

@@ -133,8 +133,16 @@ fn report_to(pb: &indicatif::ProgressBar) -> impl FnMut(&pulse_rationale::Progre
 }
 
 pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -> Result<()> {
-    if let Some(RationalesCmd::Export { store, format: ExportFormat::Jsonl, method, out }) = cmd {
-        return export(&store, method.as_deref(), out.as_deref());
+    match cmd {
+        Some(RationalesCmd::Export { store, format: ExportFormat::Jsonl, method, out }) => {
+            return export(&store, method.as_deref(), out.as_deref());
+        }
+        Some(RationalesCmd::Import { from, store }) => {
+            let n = import(&from, &store)?;
+            println!("{}: {} rationales read, {} new → {}", from.display(), n.read, n.inserted, store.display());
+            return Ok(());
+        }
+        None => {}
     }
     let cfg: RationaleConfig = run.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.sampling.validate()?;
@@ -159,11 +167,34 @@ pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -
         summary.seconds,
         run.store.display()
     );
-    if let Some(p) = &run.summary {
+    // A run that generated nothing (everything was stored) keeps the summary of the run that did.
+    if let Some(p) = run.summary.as_ref().filter(|p| summary.generated > 0 || !p.exists()) {
         let v = serde_json::json!({ "summary": summary, "config": cfg, "store": run.store, "data": l.spec });
         pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// `rationales import`: all or nothing; a store this call created is removed again when the file is bad.
+pub fn import(from: &Path, store: &Path) -> Result<pulse_rationale::export::Imported> {
+    let f = std::fs::File::open(from).with_context(|| format!("{}: cannot open", from.display()))?;
+    let existed = store.exists();
+    let r = Store::open(store).and_then(|st| pulse_rationale::export::import_jsonl(&st, &mut std::io::BufReader::new(f), from));
+    if r.is_err() && !existed {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+        }
+    }
+    Ok(r?)
+}
+
+/// `rationales export --out`: the store as JSON lines, written atomically.
+pub fn export_to(store: &Path, out: &Path) -> Result<usize> {
+    let st = Store::open(store)?;
+    let mut buf = Vec::new();
+    let n = pulse_rationale::export::export_jsonl(&st, None, &mut buf)?;
+    pulse_eval::write_atomic(out, &buf)?;
+    Ok(n)
 }
 
 fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> {
@@ -246,7 +277,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         _ => None,
     };
     // Nothing to refine (e.g. a config check with --users 0): no need for the SASRec behind similar users.
-    let neighbours = if a.users == Some(0) { Default::default() } else { similar_users(&l, &cfg, &sasrec_cfg, quiet)? };
+    let neighbours = if a.users == Some(0) { Default::default() } else { similar_users(&l, &cfg, &sasrec_cfg, a.users, a.neighbours.as_deref(), quiet)? };
     let mut engine = load_engine(&a.model)?;
     let mut space_scorer;
     let mut lik = LikelihoodScorer;
@@ -276,7 +307,8 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         summary.seconds,
         a.store.display()
     );
-    if let Some(p) = &a.summary {
+    // A run that refined nothing (everything was stored) keeps the summary of the run that did.
+    if let Some(p) = a.summary.as_ref().filter(|p| summary.refined > 0 || !p.exists()) {
         let v = serde_json::json!({ "summary": summary, "config": cfg, "similar_sasrec": sasrec_cfg, "store": a.store, "space": space_dir, "data": l.spec });
         pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
@@ -284,22 +316,97 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
 }
 
 /// Method step 1: each training choice's most similar users by cosine of SASRec user representations
-/// (SASRec with `sasrec_cfg`, seed 42; trained once and then reused from its checkpoint).
+/// (SASRec with `sasrec_cfg`, seed 42; trained once and then reused from its checkpoint). With `cache`,
+/// the lists of the first `users` choices are read from that file when its key (dataset, split, SASRec
+/// checkpoint, list sizes) matches and it has every one of them; otherwise they are computed and the file
+/// is (re)written.
 fn similar_users(
     l: &crate::commands::Loaded,
     cfg: &pulse_tot::TotConfig,
     sasrec_cfg: &pulse_baselines::sasrec::SasRecConfig,
+    users: Option<usize>,
+    cache: Option<&Path>,
     quiet: bool,
 ) -> Result<std::collections::HashMap<u32, pulse_tot::Neighbours>> {
     if cfg.similar_users == 0 {
         return Ok(Default::default());
     }
     let dir = crate::commands::default_checkpoint_dir(l, sasrec_cfg, 42);
+    let (choices, _) = pulse_rationale::training_choices(&l.split);
+    let wanted = &choices[..users.map_or(choices.len(), |n| n.min(choices.len()))];
+    let key = serde_json::json!({
+        "dataset": l.ds.name,
+        "split": l.split.fingerprint,
+        "sasrec_checkpoint": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "similar_users": cfg.similar_users,
+        "similar_items": cfg.similar_items,
+    });
+    if let Some(p) = cache.filter(|p| p.is_file()) {
+        match read_neighbours(l, p, &key, wanted) {
+            Ok(Some(m)) => {
+                tracing::info!("similar users: {} users' lists from {}", m.len(), p.display());
+                return Ok(m);
+            }
+            Ok(None) => tracing::info!("similar users: {} is for other settings or users; computing them again", p.display()),
+            Err(e) => bail!("{}: {e}", p.display()),
+        }
+    }
     tracing::info!("similar users: SASRec user representations (checkpoint {}, trained if missing)", dir.display());
     let opts = pulse_baselines::sasrec::TrainOptions { seed: 42, checkpoint_dir: Some(dir), quiet, stop_after_epochs: None, ..Default::default() };
     let (model, _) = pulse_baselines::sasrec::train(&l.split, sasrec_cfg, &opts)?;
-    let (choices, _) = pulse_rationale::training_choices(&l.split);
     let hist: Vec<&[u32]> = choices.iter().map(|c| c.history.as_slice()).collect();
     let reps = model.user_repr(&hist)?;
-    Ok(pulse_tot::neighbours_from_reps(&l.split, &choices, &reps, cfg.similar_users, cfg.similar_items, std::thread::available_parallelism().map_or(1, |n| n.get())))
+    let all = pulse_tot::neighbours_from_reps(&l.split, &choices, &reps, cfg.similar_users, cfg.similar_items, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(p) = cache {
+        let ds = &l.ds;
+        let rows: Vec<serde_json::Value> = wanted
+            .iter()
+            .map(|c| {
+                let lists: Vec<Vec<&str>> = all[&c.user].iter().map(|li| li.iter().map(|&i| ds.items[i as usize].id.as_str()).collect()).collect();
+                serde_json::json!({ "user": ds.users[c.user as usize].id, "lists": lists })
+            })
+            .collect();
+        let v = serde_json::json!({ "key": key, "users": rows });
+        pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+        tracing::info!("similar users: {} users' lists → {}", rows.len(), p.display());
+    }
+    Ok(all)
+}
+
+/// The cached lists when `p` has `key` and every wanted user; `None` when it is for something else.
+fn read_neighbours(
+    l: &crate::commands::Loaded,
+    p: &Path,
+    key: &serde_json::Value,
+    wanted: &[pulse_rationale::Choice],
+) -> Result<Option<std::collections::HashMap<u32, pulse_tot::Neighbours>>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Row {
+        user: String,
+        lists: Vec<Vec<String>>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        key: serde_json::Value,
+        users: Vec<Row>,
+    }
+    let f: File = serde_json::from_slice(&std::fs::read(p)?).context("not a similar-users file")?;
+    if &f.key != key {
+        return Ok(None);
+    }
+    let users: std::collections::HashMap<&str, u32> = l.ds.users.iter().enumerate().map(|(i, u)| (u.id.as_str(), i as u32)).collect();
+    let items: std::collections::HashMap<&str, u32> = l.ds.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+    let mut m = std::collections::HashMap::new();
+    for r in &f.users {
+        let u = *users.get(r.user.as_str()).ok_or_else(|| anyhow::anyhow!("user {:?} is not in the dataset", r.user))?;
+        let lists = r
+            .lists
+            .iter()
+            .map(|li| li.iter().map(|i| items.get(i.as_str()).copied().ok_or_else(|| anyhow::anyhow!("item {i:?} is not in the dataset"))).collect())
+            .collect::<Result<Vec<Vec<u32>>>>()?;
+        m.insert(u, lists);
+    }
+    Ok(wanted.iter().all(|c| m.contains_key(&c.user)).then_some(m))
 }

@@ -298,6 +298,103 @@ fn experiment_deferred_stage_runs_right_before_its_row() {
     }
 }
 
+/// Two stored rationales as `rationales export` writes them.
+fn two_rationales() -> String {
+    let rec = |user: &str, target: &str, text: &str| {
+        serde_json::json!({
+            "model_sha": "abc:f16", "prompt_version": "initial-v1", "dataset": "amazon2018-luxury-beauty", "user": user,
+            "target": target, "seed": 42, "method": "initial", "params": "{}", "history": ["i1", "i2"],
+            "rationale": text, "raw": format!("{{\"rationale\": \"{text}\"}}"), "status": "json", "attempts": 1,
+            "prompt_tokens": 90, "new_tokens": 20, "finish": "stop", "score": null, "model_name": "m.gguf", "created_unix": 1
+        })
+        .to_string()
+    };
+    format!("{}\n{}\n", rec("u1", "t1", "Likes serums."), rec("u2", "t2", "Buys \\\"gift sets\\\"."))
+}
+
+/// JSON lines as values (the store writes its own field order).
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn rationales_import_rebuilds_a_store_and_a_bad_line_leaves_none() {
+    let d = tempfile::tempdir().unwrap();
+    let (file, store) = (d.path().join("r.jsonl"), d.path().join("r.sqlite"));
+    std::fs::write(&file, two_rationales()).unwrap();
+    let o = run(&["rationales", "import", "--from", file.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 rationales read, 2 new"));
+    let o = run(&["rationales", "export", "--store", store.to_str().unwrap()]);
+    assert_eq!(json_lines(&String::from_utf8(o.stdout).unwrap()), json_lines(&two_rationales()), "export gives back the imported lines");
+    // the second line is not a record: file:line, exit 1, and no store is left behind
+    let bad = d.path().join("bad.jsonl");
+    std::fs::write(&bad, two_rationales().replacen("\"status\":\"json\"", "\"status\":\"great\"", 2).replacen("\"status\":\"great\"", "\"status\":\"json\"", 1)).unwrap();
+    let fresh = d.path().join("fresh.sqlite");
+    let o = run(&["rationales", "import", "--from", bad.to_str().unwrap(), "--store", fresh.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains(&format!("{}:2: not a stored rationale", bad.display())) && e.trim().lines().count() == 1, "{e}");
+    assert!(!fresh.exists());
+}
+
+#[test]
+fn experiment_snapshot_outlives_the_store_and_reruns_carry_time() {
+    let d = tempfile::tempdir().unwrap();
+    let (res, seed, store, snap) = (d.path().join("res"), d.path().join("seed.jsonl"), d.path().join("runs/s.sqlite"), d.path().join("snap.jsonl"));
+    let (a, b) = (d.path().join("a.json"), d.path().join("b.json"));
+    std::fs::write(&seed, two_rationales()).unwrap();
+    let toml = |snapshot_store: &Path| {
+        format!(
+            "name = \"snap\"\nmodels = [\"pop\"]\nprotocols = [\"cand5\"]\nbootstrap = 100\n[data]\npath = \"data/amazon2018-luxury-beauty\"\n\
+             [snapshot]\nstore = \"{}\"\nfile = \"{}\"\n\
+             [[stage]]\nname = \"make\"\nrun = [\"rationales\", \"import\", \"--from\", \"{}\", \"--store\", \"{}\"]\n\
+             [[stage]]\nname = \"a\"\nrun = [\"eval\", \"--model\", \"pop\", \"--protocol\", \"cand5\", \"--out\", \"{}\"]\n\
+             [[stage]]\nname = \"b\"\nrun = [\"eval\", \"--model\", \"pop\", \"--protocol\", \"cand20\", \"--out\", \"{}\"]\n",
+            snapshot_store.display(),
+            snap.display(),
+            seed.display(),
+            store.display(),
+            a.display(),
+            b.display()
+        )
+    };
+    let cp = d.path().join("snap.toml");
+    let exp = |t: &str| {
+        std::fs::write(&cp, t).unwrap();
+        run(&["-q", "experiment", cp.to_str().unwrap(), "--results", res.to_str().unwrap()])
+    };
+    let marker = |st: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(res.join(format!("snap/stages/{st}.json"))).unwrap()).unwrap() };
+    let o = exp(&toml(&store));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_lines(&std::fs::read_to_string(&snap).unwrap()), json_lines(&two_rationales()), "the store is copied after its stage");
+    // a fresh checkout: no runs/ (and the stage's input is gone too, so running it again would fail)
+    std::fs::remove_dir_all(d.path().join("runs")).unwrap();
+    std::fs::remove_file(&seed).unwrap();
+    let o = exp(&toml(&store));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["rationales", "export", "--store", store.to_str().unwrap()]);
+    assert_eq!(json_lines(&String::from_utf8(o.stdout).unwrap()), json_lines(&two_rationales()), "the store is rebuilt from the copy");
+    assert_eq!(marker("make")["attempts"].as_u64(), Some(1), "the stage was not run again");
+    // stage a's output is gone: it runs again, and b, whose output is there, runs again on top of it,
+    // its marker adding this run to the first
+    let b_first = marker("b");
+    std::fs::remove_file(&a).unwrap();
+    let o = exp(&toml(&store));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(marker("a")["attempts"].as_u64(), Some(1));
+    let b_now = marker("b");
+    assert_eq!(b_now["attempts"].as_u64(), Some(2), "{b_now}");
+    assert!(b_now["seconds"].as_f64().unwrap() > b_first["seconds"].as_f64().unwrap(), "{b_first} {b_now}");
+    // a snapshot of a store no stage writes is refused before anything runs
+    let _ = std::fs::remove_dir_all(&res);
+    let o = exp(&toml(&d.path().join("other.sqlite")));
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("[snapshot] store") && e.contains("is not written by any stage") && e.trim().lines().count() == 1, "{e}");
+    assert!(!res.exists());
+}
+
 #[test]
 fn committed_configs_are_valid_and_typos_are_refused() {
     for e in std::fs::read_dir(root().join("configs")).unwrap() {
@@ -583,4 +680,50 @@ fn experiment_hybrid_tunes_on_validation_and_refuses_bad_parts() {
         assert!(e.contains(msg) && e.trim().lines().count() == 1, "{msg}: {e}");
         assert!(!bad_res.join("hy").exists());
     }
+}
+
+#[test]
+fn tot_reads_similar_users_from_its_file_instead_of_training_sasrec() {
+    let d = tempfile::tempdir().unwrap();
+    let (cfg, sas, nb) = (d.path().join("tot.toml"), d.path().join("sasrec.toml"), d.path().join("neighbours.json"));
+    std::fs::write(&cfg, "depth = 1\nbranching = 1\nbeam = 1\nsimilar_users = 2\n[sampling]\nmax_tokens = 8\n").unwrap();
+    // a SASRec of its own (one epoch, small): its checkpoint is this test's alone
+    std::fs::write(&sas, "[sasrec]\nmax_epochs = 1\nhidden = 16\nblocks = 1\nmax_len = 20\n").unwrap();
+    let tot = |store: &str, cfg: &Path| {
+        let st = d.path().join(store);
+        let o = pulse()
+            .env("RUST_LOG", "info")
+            .args(["-q", "tot", "--score", "likelihood", "--users", "2", "--config", cfg.to_str().unwrap(), "--sasrec", sas.to_str().unwrap()])
+            .args(["--neighbours", nb.to_str().unwrap(), "--store", st.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let e = tot("a.sqlite", &cfg);
+    assert!(e.contains("SASRec user representations") && e.contains("2 users' lists →"), "{e}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&nb).unwrap()).unwrap();
+    assert_eq!(v["key"]["similar_users"].as_u64(), Some(2));
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(users.iter().all(|u| u["lists"].as_array().unwrap().len() == 2), "{v}");
+    // the same settings again: the lists come from the file, no SASRec is touched
+    let e = tot("b.sqlite", &cfg);
+    assert!(e.contains("similar users: 2 users' lists from") && !e.contains("SASRec user representations"), "{e}");
+    // other settings: the file is not used, and is rewritten for them
+    let cfg3 = d.path().join("tot3.toml");
+    std::fs::write(&cfg3, std::fs::read_to_string(&cfg).unwrap().replace("similar_users = 2", "similar_users = 3")).unwrap();
+    let e = tot("c.sqlite", &cfg3);
+    assert!(e.contains("is for other settings or users") && e.contains("SASRec user representations"), "{e}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&nb).unwrap()).unwrap();
+    assert_eq!(v["key"]["similar_users"].as_u64(), Some(3));
+    // a file that is not one is an error naming it
+    std::fs::write(&nb, "{\"key\": 1}").unwrap();
+    let o = pulse().args(["-q", "tot", "--score", "likelihood", "--users", "2", "--config", cfg.to_str().unwrap(), "--sasrec", sas.to_str().unwrap()])
+        .args(["--neighbours", nb.to_str().unwrap(), "--store", d.path().join("d.sqlite").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains(&nb.display().to_string()) && e.trim().lines().count() == 1, "{e}");
 }

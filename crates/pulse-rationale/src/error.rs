@@ -4,6 +4,9 @@ use std::path::PathBuf;
 pub enum RationaleError {
     #[error("{path}: {msg}")]
     Store { path: PathBuf, msg: String },
+    /// A line of an imported file that is not a stored record.
+    #[error("{path}:{line}: {msg}")]
+    Line { path: PathBuf, line: usize, msg: String },
     #[error(transparent)]
     Slm(#[from] pulse_slm::SlmError),
     #[error(transparent)]

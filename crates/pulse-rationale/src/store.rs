@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{RationaleError, Result};
 use crate::parse::Status;
@@ -15,7 +15,7 @@ use crate::parse::Status;
 const SCHEMA_VERSION: i64 = 1;
 
 /// The identity of one stored rationale.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
     pub model_sha: String,
     pub prompt_version: String,
@@ -29,7 +29,7 @@ pub struct Key {
     pub params: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     #[serde(flatten)]
     pub key: Key,
@@ -134,9 +134,24 @@ impl Store {
 
     /// Insert one record (its own transaction). Returns false if the key already existed (nothing changed).
     pub fn insert(&self, r: &Record) -> Result<bool> {
+        Self::insert_on(&self.conn, r).map_err(|e| self.err(e))
+    }
+
+    /// Insert many records in one transaction: all of them or, on any error, none. Records whose key is
+    /// already stored are left as they are. Returns how many were new.
+    pub fn insert_all(&self, recs: &[Record]) -> Result<usize> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for r in recs {
+            n += usize::from(Self::insert_on(&tx, r).map_err(|e| self.err(e))?);
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    fn insert_on(conn: &Connection, r: &Record) -> rusqlite::Result<bool> {
         let k = &r.key;
-        let n = self
-            .conn
+        let n = conn
             .execute(
                 "INSERT OR IGNORE INTO rationales VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
                 params![
@@ -160,8 +175,7 @@ impl Store {
                     r.model_name,
                     r.created_unix
                 ],
-            )
-            .map_err(|e| self.err(e))?;
+            )?;
         Ok(n == 1)
     }
 
