@@ -726,16 +726,41 @@ fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Unt
 /// The SFT adapter for a variant: trained (or resumed / reused) under runs/sft/, keyed by everything
 /// that shapes it, so in-domain and cross-domain tables share adapters.
 fn train_adapter(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant, quiet: bool) -> Result<(PathBuf, String)> {
-    let spec = sl.train_data.clone().unwrap_or_else(|| c.data.clone());
-    let file: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
-    let key = serde_json::to_string(&serde_json::json!({ "data": spec, "sft": file, "users": sl.train_users, "seed": c.seed, "store": sl.store, "model": sl.model }))?;
-    let tl = load_data(&spec)?;
-    let out = PathBuf::from("runs/sft").join(format!("{}-{}-{}", tl.ds.name, v.name(), crate::commands::short_hash(&key)));
+    let (tl, file, out) = adapter_dir(c, sl, v)?;
     let model = crate::args::ModelArgs::defaults(&sl.model);
     let job = crate::sft_cmd::SftJob { variant: v, cfg: &file, store: &sl.store, model: &model, users: sl.train_users, seed: c.seed, out: &out, max_steps: None };
     let line = crate::sft_cmd::run_sft(&tl, &job, quiet)?;
     tracing::info!("{line}");
     Ok((out.join("adapter.gguf"), out.display().to_string()))
+}
+
+/// Where a variant's adapter is trained: a folder named by everything that makes it (data, SFT settings,
+/// users, seed, store, model), so the same settings always land in the same folder.
+fn adapter_dir(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant) -> Result<(crate::commands::Loaded, crate::sft_cmd::SftFile, PathBuf)> {
+    let spec = sl.train_data.clone().unwrap_or_else(|| c.data.clone());
+    let file: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
+    let key = serde_json::to_string(&serde_json::json!({ "data": spec, "sft": file, "users": sl.train_users, "seed": c.seed, "store": sl.store, "model": sl.model }))?;
+    let tl = load_data(&spec)?;
+    let out = PathBuf::from("runs/sft").join(format!("{}-{}-{}", tl.ds.name, v.name(), crate::commands::short_hash(&key)));
+    Ok((tl, file, out))
+}
+
+/// A tuned SLM row's result is kept without its adapter (a fresh checkout: runs/ is gone) when it was
+/// ranked by an adapter of the very same settings — the same folder name, ranking settings, experiment
+/// [slm] section and base GGUF; only the adapter's own hash, which needs the adapter, is not compared.
+/// Training is deterministic (a resumed run gives the identical adapter), so retraining it only to
+/// compare that hash would spend the SFT's hour for nothing.
+fn kept_without_adapter(prev: &EvalReport, c: &ExperimentConfig, sl: &SlmSection, dir: &Path) -> Result<bool> {
+    let m = &prev.config["model"];
+    let adapter = dir.join("adapter.gguf");
+    Ok(prev.seed == c.seed
+        && prev.config["data"] == serde_json::to_value(&c.data)?
+        && m["adapter"] == serde_json::json!(adapter)
+        && m["sft_dir"] == serde_json::json!(dir.display().to_string())
+        && m["rank"] == serde_json::to_value(&sl.rank)?
+        && m["prompt_version"] == serde_json::json!(pulse_sft::rank::RANK_PROMPT_VERSION)
+        && m["slm_section"] == serde_json::to_value(sl)?
+        && m["slm"]["sha256"].as_str() == Some(pulse_slm::file_sha256(&sl.model)?.as_str()))
 }
 
 /// One SLM row: candidate protocols only (the full catalogue is out of an SLM's reach on a CPU).
@@ -760,6 +785,13 @@ fn slm_rows(
         let out = dir.join(format!("{m}-{pname}.json"));
         rows.insert((m.to_string(), pname.clone()), out.clone());
         if ranker.is_none() {
+            if let (Some(v), Ok(prev)) = (var, EvalReport::read(&out)) {
+                let (_, _, adir) = adapter_dir(c, sl, v)?;
+                if !adir.join("adapter.gguf").is_file() && kept_without_adapter(&prev, c, sl, &adir)? {
+                    tracing::info!("{m} {pname}: already done ({}; its adapter {} is not here and is not retrained for it)", out.display(), adir.display());
+                    continue;
+                }
+            }
             let adapter = var.map(|v| train_adapter(c, sl, v, quiet)).transpose()?;
             let mut t = slm_ranker(l, &sl.model, adapter.as_ref().map(|a| a.0.as_path()), sl.rank.clone())?;
             t.config["sft_dir"] = serde_json::json!(adapter.as_ref().map(|a| &a.1));

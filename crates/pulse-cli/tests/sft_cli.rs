@@ -181,6 +181,22 @@ fn experiment_with_slm_rows() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let log = String::from_utf8_lossy(&r.stderr);
     assert!(log.contains("sft-reasons cand5: already done"), "{log}");
+    // a fresh checkout (runs/ is gone): the row is kept, its adapter is not retrained to find that out
+    let row_file = res.join("sft-reasons-cand5.json");
+    let before = std::fs::read(&row_file).unwrap();
+    std::fs::remove_dir_all(d.path().join("runs/sft")).unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(d.path()).env("RUST_LOG", "info").args(["experiment", "exp.toml"]).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(log.contains("sft-reasons cand5: already done") && log.contains("is not retrained for it"), "{log}");
+    assert!(!d.path().join(&sft_dir).exists() && std::fs::read(&row_file).unwrap() == before);
+    // other settings (more training users): trained and ranked again
+    std::fs::write(d.path().join("exp.toml"), std::fs::read_to_string(d.path().join("exp.toml")).unwrap().replace("train_users = 2", "train_users = 3")).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&row_file).unwrap()).unwrap();
+    let new_dir = v["config"]["model"]["sft_dir"].as_str().unwrap().to_string();
+    assert!(new_dir != sft_dir && d.path().join(&new_dir).join("adapter.gguf").is_file(), "{new_dir}");
     // an SLM row without [slm] is refused up front
     std::fs::write(d.path().join("bad.toml"), format!("name = \"x\"\nmodels = [\"pulse\"]\n[data]\npath = \"{}\"\n", data.display())).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
