@@ -210,7 +210,7 @@ impl Snapshot {
         if !self.store.is_file() {
             return Ok(());
         }
-        let n = crate::slm_cmd::export_to(&self.store, &self.file)?;
+        let n = crate::slm_cmd::export_to(&pulse_rationale::Store::open(&self.store)?, None, &self.file)?;
         tracing::debug!("snapshot: {n} rationales → {}", self.file.display());
         Ok(())
     }

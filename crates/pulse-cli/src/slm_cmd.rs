@@ -188,11 +188,10 @@ pub fn import(from: &Path, store: &Path) -> Result<pulse_rationale::export::Impo
     Ok(r?)
 }
 
-/// `rationales export --out`: the store as JSON lines, written atomically.
-pub fn export_to(store: &Path, out: &Path) -> Result<usize> {
-    let st = Store::open(store)?;
+/// `rationales export --out`: the store (optionally one method) as JSON lines, written atomically.
+pub fn export_to(st: &Store, method: Option<&str>, out: &Path) -> Result<usize> {
     let mut buf = Vec::new();
-    let n = pulse_rationale::export::export_jsonl(&st, None, &mut buf)?;
+    let n = pulse_rationale::export::export_jsonl(st, method, &mut buf)?;
     pulse_eval::write_atomic(out, &buf)?;
     Ok(n)
 }
@@ -209,9 +208,7 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
             pulse_rationale::export::export_jsonl(&st, method, &mut lock)?;
         }
         Some(p) => {
-            let mut buf = Vec::new();
-            let n = pulse_rationale::export::export_jsonl(&st, method, &mut buf)?;
-            pulse_eval::write_atomic(p, &buf)?;
+            let n = export_to(&st, method, p)?;
             tracing::info!("{n} rationales → {}", p.display());
         }
     }
