@@ -160,6 +160,11 @@ pub struct TsConfig {
     pub methods: Vec<String>,
     pub align_weight: f64,
     pub align_temperature: f64,
+    /// Centre each catalogue's item-text embeddings on its own mean before any model reads them
+    /// (`content`, `text`, the PULSE-TS models; for a transferred model, the training and the target
+    /// catalogue each on theirs). Off by default; recorded only when on.
+    #[serde(skip_serializing_if = "is_false")]
+    pub center: bool,
     /// `[pulse_ts.sasrec]`: SASRec settings of the text-based models that differ from `[sasrec]` (only
     /// the keys given, e.g. `loss = "sampled"` on a large catalogue); the rest come from `[sasrec]`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,9 +194,14 @@ impl Default for TsConfig {
             methods: vec!["tot-space".into(), "initial".into()],
             align_weight: 0.1,
             align_temperature: 0.1,
+            center: false,
             sasrec: None,
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Reads `[pulse_ts]` from a TOML file (default when absent).
@@ -320,7 +330,11 @@ pub fn content_model(l: &Loaded, ts: &TsConfig, s: ContentSettings) -> Result<Tr
     let (enc, text, _) = item_texts(l, ts)?;
     Ok(Trained {
         model: Box::new(pulse_baselines::Content::new(&text, s.last, s.decay)?),
-        config: serde_json::json!({ "encoder": ts.encoder, "last": s.last, "decay": s.decay }),
+        config: if ts.center {
+            serde_json::json!({ "encoder": ts.encoder, "center": true, "last": s.last, "decay": s.decay })
+        } else {
+            serde_json::json!({ "encoder": ts.encoder, "last": s.last, "decay": s.decay })
+        },
         meta: serde_json::json!({ "encoder": enc.id() }),
     })
 }
@@ -362,15 +376,19 @@ pub fn itemknn_model(l: &Loaded, s: KnnSettings) -> Trained {
 }
 
 /// The frozen item-text matrix of a dataset (n_items × encoder dim; embeddings cached under
-/// runs/<dataset>-<split>/item-texts.cache), the encoder, and that runs folder.
+/// runs/<dataset>-<split>/item-texts.cache, centred on the catalogue's mean with `[pulse_ts] center`),
+/// the encoder, and that runs folder.
 pub fn item_texts(l: &Loaded, ts: &TsConfig) -> Result<(pulse_thought::SentenceEncoder, candle_core::Tensor, PathBuf)> {
     let enc = pulse_thought::SentenceEncoder::load(&ts.encoder, 128)?;
     let dir = PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let mut cache = pulse_thought::EmbeddingCache::open(&dir.join("item-texts.cache"), &enc)?;
     let t = Instant::now();
-    let rows = pulse_thought::inputs::item_embeddings(&l.ds, &enc, &mut cache)?;
+    let mut rows = pulse_thought::inputs::item_embeddings(&l.ds, &enc, &mut cache)?;
     tracing::info!("item texts: {} embeddings ({:.1}s, cache {})", rows.len(), t.elapsed().as_secs_f64(), dir.join("item-texts.cache").display());
+    if ts.center {
+        pulse_thought::inputs::center_rows(&mut rows);
+    }
     let text = candle_core::Tensor::from_vec(rows.concat(), (rows.len(), enc.dim()), &candle_core::Device::Cpu)?;
     Ok((enc, text, dir))
 }
@@ -621,4 +639,21 @@ pub fn write_outputs(out: &Path, o: &EvalOutput, t: &Trained) -> Result<()> {
     pulse_eval::write_atomic(&out.with_extension("meta.json"), serde_json::to_string_pretty(&meta)?.as_bytes())
         .with_context(|| out.display().to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TsConfig;
+
+    #[test]
+    fn center_is_off_by_default_and_recorded_only_when_on() {
+        let off: TsConfig = toml::from_str("encoder = \"m\"").unwrap();
+        assert!(!off.center);
+        // rows written before the option existed compare equal to an off config
+        assert!(serde_json::to_value(&off).unwrap().get("center").is_none());
+        let on: TsConfig = toml::from_str("encoder = \"m\"\ncenter = true").unwrap();
+        assert_eq!(serde_json::to_value(&on).unwrap()["center"], serde_json::json!(true));
+        let e = toml::from_str::<TsConfig>("center = \"yes\"").unwrap_err().to_string();
+        assert!(e.contains("center"), "{e}");
+    }
 }

@@ -833,6 +833,7 @@ fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, u: &U
         "content" => {
             let (m, s) = (&prev.config["model"], u.content);
             m["encoder"] == serde_json::to_value(&c.pulse_ts.encoder)?
+                && m["center"].as_bool().unwrap_or(false) == c.pulse_ts.center
                 && m["last"] == serde_json::json!(s.last)
                 && m["decay"] == serde_json::json!(s.decay)
                 && m["train_data"].as_str() == train_name
