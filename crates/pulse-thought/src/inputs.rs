@@ -37,8 +37,8 @@ pub fn item_embeddings(ds: &Dataset, enc: &SentenceEncoder, cache: &mut Embeddin
 /// Centres a catalogue's embeddings: subtracts their mean row, then scales each row back to unit length
 /// (a zero row stays zero). Sentence embeddings of one domain's titles share a large common component
 /// (every Video Games title sits near "a video game"); a model trained on one domain's directions and
-/// applied to another's sees that offset as signal. Centring each catalogue on its own mean removes it,
-/// the first step of the whitening UniSRec applies before transfer.
+/// applied to another's sees that offset as signal. Centring each catalogue on its own mean removes it
+/// (a fixed form of the bias UniSRec's parametric whitening learns).
 pub fn center_rows(rows: &mut [Vec<f32>]) {
     let Some(dim) = rows.first().map(Vec::len) else { return };
     let mut mean = vec![0f64; dim];
