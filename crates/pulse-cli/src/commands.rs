@@ -328,13 +328,14 @@ impl Default for KnnSettings {
 /// The content-similarity model over a dataset's item texts (nothing to train).
 pub fn content_model(l: &Loaded, ts: &TsConfig, s: ContentSettings) -> Result<Trained> {
     let (enc, text, _) = item_texts(l, ts)?;
+    let mut config = serde_json::json!({ "encoder": ts.encoder, "last": s.last, "decay": s.decay });
+    if ts.center {
+        // recorded only when on, as in [pulse_ts], so rows made before the option compare equal
+        config["center"] = serde_json::json!(true);
+    }
     Ok(Trained {
         model: Box::new(pulse_baselines::Content::new(&text, s.last, s.decay)?),
-        config: if ts.center {
-            serde_json::json!({ "encoder": ts.encoder, "center": true, "last": s.last, "decay": s.decay })
-        } else {
-            serde_json::json!({ "encoder": ts.encoder, "last": s.last, "decay": s.decay })
-        },
+        config,
         meta: serde_json::json!({ "encoder": enc.id() }),
     })
 }

@@ -49,9 +49,10 @@ pub fn center_rows(rows: &mut [Vec<f32>]) {
         }
     }
     let n = rows.len() as f64;
+    mean.iter_mut().for_each(|m| *m /= n);
     for r in rows.iter_mut() {
         for (x, m) in r.iter_mut().zip(&mean) {
-            *x = (*x as f64 - m / n) as f32;
+            *x = (*x as f64 - m) as f32;
         }
         let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
         if norm > 1e-12 {
