@@ -254,7 +254,8 @@ impl Stage {
 /// too (its inputs may have changed); the stale marker is removed first, so a kill -9 during the rerun
 /// cannot leave a "done" marker over half-written outputs. A stage run again only because an earlier one
 /// ran (its own outputs are there: it goes on from them) adds its time to the marker's, as a resumed one
-/// does. `row`: None runs the stages without `before`,
+/// does — except after a stage redone from nothing (marked done, outputs gone): then the records of that
+/// stage and of every later one are dropped and their times start afresh. `row`: None runs the stages without `before`,
 /// Some(row) the ones deferred to that row; `rerun_rest` carries "an earlier stage ran" between the calls.
 fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &mut bool, quiet: bool) -> Result<()> {
     let sdir = dir.join("stages");
@@ -270,14 +271,23 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
                 continue;
             }
             match missing {
-                Some(p) if same => tracing::warn!("stage {}: marked done but {} is missing; running it again", st.name, p.display()),
+                Some(p) if same => {
+                    tracing::warn!("stage {}: marked done but {} is missing; running it again", st.name, p.display());
+                    // redone from nothing: the records of this stage and of every later one describe outputs
+                    // built from the lost ones, so their times must not be carried into the new run; removed
+                    // now, before it starts, so a kill -9 during the redo cannot bring them back
+                    let later = c.stages.iter().skip_while(|s| s.name != st.name);
+                    for f in later.flat_map(|s| [sdir.join(format!("{}.json", s.name)), sdir.join(format!("{}.partial.json", s.name))]) {
+                        remove_if_there(&f)?;
+                    }
+                }
                 _ if same => {
                     tracing::info!("stage {}: an earlier stage ran again; running it again", st.name);
                     carried = Some((prev["seconds"].as_f64().unwrap_or(0.0), prev["attempts"].as_u64().unwrap_or(0)));
                 }
                 _ => {}
             }
-            std::fs::remove_file(&marker).with_context(|| marker.display().to_string())?;
+            remove_if_there(&marker)?;
         }
         *rerun_rest = true;
         std::fs::create_dir_all(&sdir).with_context(|| sdir.display().to_string())?;
@@ -329,6 +339,13 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
         let _ = std::fs::remove_file(&partial);
     }
     Ok(())
+}
+
+fn remove_if_there(f: &Path) -> Result<()> {
+    match std::fs::remove_file(f) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| f.display().to_string()),
+        _ => Ok(()),
+    }
 }
 
 /// `[hybrid]`: which models to mix and how the weights are tuned. Cross-domain (with `train_data`), the

@@ -209,12 +209,24 @@ fn experiment_stages_run_once_in_order_and_report_their_wall_time() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(untouched(&a) && b.is_file() && !untouched(&b));
     assert_eq!(marker("second")["attempts"].as_u64(), Some(1), "a fresh marker");
-    // once a stage runs again, the stages after it run again too (their inputs may have changed)
+    // once a stage runs again, the stages after it run again too (their inputs may have changed); after a
+    // stage redone from nothing their times start afresh: the record of the later stage's lost outputs
+    // (here 1000 s over 4 runs) is not carried into its rerun
+    let old_record = |sdir: &std::path::Path| {
+        let f = sdir.join("second.json");
+        let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        m["seconds"] = serde_json::json!(1000.0);
+        m["attempts"] = serde_json::json!(4);
+        std::fs::write(&f, m.to_string()).unwrap();
+    };
+    old_record(&sdir);
     std::fs::remove_file(&a).unwrap();
     stamp(&b);
     let o = exp(&cfg(&first, "staged"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(a.is_file() && !untouched(&a) && !untouched(&b));
+    let m2 = marker("second");
+    assert!(m2["attempts"].as_u64() == Some(1) && m2["seconds"].as_f64().unwrap() < 1000.0, "{m2}");
     // a changed command runs again, and so does the unchanged stage after it
     stamp(&a);
     stamp(&b);
@@ -228,6 +240,26 @@ fn experiment_stages_run_once_in_order_and_report_their_wall_time() {
     let o = exp(&cfg(&changed, "staged"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(untouched(&a) && untouched(&b));
+    // the same when the redo is killed (here: it fails) before the later stage runs: that stage's old
+    // record went when the redo started, so the run after the mend does not carry it either
+    let out = d.path().join("out");
+    let killed = format!("\"eval\", \"--model\", \"pop\", \"--protocol\", \"cand5\", \"--out\", \"{}\"", out.join("a.json").display());
+    let o = exp(&cfg(&killed, "killed"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let kdir = res.join("killed/stages");
+    old_record(&kdir);
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::write(&out, "a file where the output's folder was").unwrap();
+    let o = exp(&cfg(&killed, "killed"));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!kdir.join("first.json").exists() && !kdir.join("second.json").exists() && kdir.join("first.partial.json").is_file());
+    std::fs::remove_file(&out).unwrap();
+    let o = exp(&cfg(&killed, "killed"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let km = |s: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(kdir.join(format!("{s}.json"))).unwrap()).unwrap() };
+    let (k1, k2) = (km("first"), km("second"));
+    assert_eq!((k1["attempts"].as_u64(), k2["attempts"].as_u64()), (Some(2), Some(1)), "{k1} {k2}");
+    assert!(k2["seconds"].as_f64().unwrap() < 1000.0, "{k2}");
     // a typo in a stage's command, or a nested experiment, is refused before anything is written
     for bad in [first.replace("--model", "--modle"), format!("\"experiment\", \"{}\"", cp.display())] {
         let o = exp(&cfg(&bad, "refused"));
