@@ -4,6 +4,7 @@
 #   for c in hybrid-cross-video-games hybrid-luxury-beauty hybrid-cross-office; do
 #     pulse experiment configs/$c-centered.toml; pulse experiment configs/$c-initial.toml; done
 #   for d in video-games office; do pulse experiment configs/hybrid-cross-$d-centered-grid.toml; done
+#   for c in hybrid-cross-video-games hybrid-luxury-beauty hybrid-cross-office; do pulse experiment configs/$c-centered-tot.toml; done   # after the 1,500-user ToT stage
 #   bash scripts/compare-centered.sh [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,18 @@ for c in hybrid-cross-video-games hybrid-luxury-beauty hybrid-cross-office; do
       for p in cand5 cand20; do echo "# grid, vs $R/hybrid-$p.json"; cmp --metric hr@1 "results/$c-centered-grid/hybrid-$p.json" "$R/hybrid-$p.json"; done
     fi
   } > "$R/compare.txt"
+done
+
+# configs/$c-centered-tot.toml: pulse-ts-text aligned with the ToT-space rationales instead of the initial ones
+# (both centred); written only where that experiment has run
+for c in hybrid-cross-video-games hybrid-luxury-beauty hybrid-cross-office; do
+  T=results/$c-centered-tot R=results/$c-centered
+  [ -f "$T/hybrid-cand5.json" ] || continue
+  {
+    echo "# pulse compare A B --resamples 2000 (paired: every test user, the same candidate lists)"
+    echo "# pulse-ts-text aligned with ToT-space rationales vs initial ones (configs/$c-centered.toml), both centred"
+    for m in hybrid pulse-ts-text; do
+      for p in cand5 cand20 full; do echo "# $m, vs $R/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$T/$m-$p.json" "$R/$m-$p.json"; done
+    done
+  } > "$T/compare.txt"
 done
