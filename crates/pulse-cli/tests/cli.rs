@@ -714,21 +714,30 @@ fn experiment_hybrid_tunes_on_validation_and_refuses_bad_parts() {
     }
 }
 
-#[test]
-fn tot_reads_similar_users_from_its_file_instead_of_training_sasrec() {
+/// A temporary folder with a ToT config (`tot_toml`), a SASRec config of its own (one epoch, small: its
+/// checkpoint is the test's alone) and the path for the similar-users file.
+fn tot_setup(tot_toml: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let (cfg, sas, nb) = (d.path().join("tot.toml"), d.path().join("sasrec.toml"), d.path().join("neighbours.json"));
-    std::fs::write(&cfg, "depth = 1\nbranching = 1\nbeam = 1\nsimilar_users = 2\n[sampling]\nmax_tokens = 8\n").unwrap();
-    // a SASRec of its own (one epoch, small): its checkpoint is this test's alone
+    std::fs::write(&cfg, tot_toml).unwrap();
     std::fs::write(&sas, "[sasrec]\nmax_epochs = 1\nhidden = 16\nblocks = 1\nmax_len = 20\n").unwrap();
+    (d, cfg, sas, nb)
+}
+
+/// `pulse -q tot --score likelihood` over the first `users` users, with a similar-users file and a store.
+fn tot_likelihood(users: &str, cfg: &Path, sas: &Path, nb: &Path, store: &Path) -> Command {
+    let mut c = pulse();
+    c.args(["-q", "tot", "--score", "likelihood", "--users", users, "--config", cfg.to_str().unwrap(), "--sasrec", sas.to_str().unwrap()])
+        .args(["--neighbours", nb.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    c
+}
+
+#[test]
+fn tot_reads_similar_users_from_its_file_instead_of_training_sasrec() {
+    let (d, cfg, sas, nb) = tot_setup("depth = 1\nbranching = 1\nbeam = 1\nsimilar_users = 2\n[sampling]\nmax_tokens = 8\n");
     let tot = |store: &str, cfg: &Path| {
         let st = d.path().join(store);
-        let o = pulse()
-            .env("RUST_LOG", "info")
-            .args(["-q", "tot", "--score", "likelihood", "--users", "2", "--config", cfg.to_str().unwrap(), "--sasrec", sas.to_str().unwrap()])
-            .args(["--neighbours", nb.to_str().unwrap(), "--store", st.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let o = tot_likelihood("2", cfg, &sas, &nb, &st).env("RUST_LOG", "info").output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         stderr(&o)
     };
@@ -751,11 +760,38 @@ fn tot_reads_similar_users_from_its_file_instead_of_training_sasrec() {
     assert_eq!(v["key"]["similar_users"].as_u64(), Some(3));
     // a file that is not one is an error naming it
     std::fs::write(&nb, "{\"key\": 1}").unwrap();
-    let o = pulse().args(["-q", "tot", "--score", "likelihood", "--users", "2", "--config", cfg.to_str().unwrap(), "--sasrec", sas.to_str().unwrap()])
-        .args(["--neighbours", nb.to_str().unwrap(), "--store", d.path().join("d.sqlite").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = tot_likelihood("2", &cfg, &sas, &nb, &d.path().join("d.sqlite")).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains(&nb.display().to_string()) && e.trim().lines().count() == 1, "{e}");
+}
+
+#[test]
+fn tot_killed_between_groups_and_resumed_writes_what_an_uninterrupted_run_writes() {
+    // Sampling at T = 1 turns the last bits of the logits into different thoughts, and a prompt prefix restored
+    // from the engine's cache differs in those bits from one computed afresh. Each group therefore starts from a
+    // clean engine and groups are fixed slices of the user order: stopping after the first group (what a kill
+    // between commits leaves) and running again must store exactly what one uninterrupted run stores.
+    let (d, cfg, sas, nb) = tot_setup("depth = 2\nbranching = 3\nbeam = 2\ngroup = 2\nsimilar_users = 2\n[sampling]\nmax_tokens = 40\n");
+    let tot = |store: &Path, users: &str| {
+        let o = tot_likelihood(users, &cfg, &sas, &nb, store).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let rows = |store: &Path| -> Vec<(String, String, String, i64)> {
+        let c = rusqlite::Connection::open(store).unwrap();
+        let mut q = c.prepare("SELECT user, rationale, raw, new_tokens FROM rationales WHERE method = 'tot-likelihood' ORDER BY user").unwrap();
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect()
+    };
+    let (a, b) = (d.path().join("a.sqlite"), d.path().join("b.sqlite"));
+    tot(&a, "4");
+    tot(&b, "2");
+    assert_eq!(rows(&b).len(), 2);
+    tot(&b, "4");
+    let (ra, rb) = (rows(&a), rows(&b));
+    assert_eq!(ra.len(), 4);
+    // the whole tree (every node's text and score) is in `raw`: it must match too
+    for (x, y) in ra.iter().zip(&rb) {
+        assert_eq!(x, y, "user {}: the resumed run differs from the uninterrupted one", x.0);
+    }
+    assert_eq!(ra.len(), rb.len());
 }

@@ -118,6 +118,13 @@ pub trait Generator {
     /// appended, so every candidate is scored on the same prompt tokens).
     fn score(&mut self, prompt: &Prompt, continuations: &[String]) -> Result<Vec<LogLik>>;
 
+    /// Forget what earlier calls left behind that can change later results' rounding (the embedded engine's
+    /// prompt-prefix cache: a restored prefix and a computed one differ in the last bits, and at T = 1 that
+    /// changes samples). A caller that commits work in units and resumes from the last one calls this at
+    /// each unit's start, so every unit depends only on its own requests and seeds, and a run interrupted
+    /// and resumed between units writes what an uninterrupted one writes. No-op for stateless backends.
+    fn reset(&mut self) {}
+
     /// Convenience: all generations, in request order.
     fn generate_all(&mut self, requests: &[GenRequest]) -> Result<Vec<Vec<Generation>>> {
         let mut out: Vec<Vec<Generation>> = vec![Vec::new(); requests.len()];

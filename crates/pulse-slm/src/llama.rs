@@ -732,6 +732,10 @@ impl Generator for LlamaEngine {
         Ok(())
     }
 
+    fn reset(&mut self) {
+        self.prefix_cache.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn score(&mut self, prompt: &Prompt, continuations: &[String]) -> Result<Vec<LogLik>> {
         let ptoks = self.prompt_tokens(prompt)?;
         let conts: Vec<Vec<u32>> = continuations.iter().map(|c| self.continuation_tokens(c)).collect();

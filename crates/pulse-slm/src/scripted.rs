@@ -11,6 +11,9 @@ pub struct Scripted {
     answer: Answer,
     /// Requests seen, in order (for assertions).
     pub seen: Vec<GenRequest>,
+    /// How many requests each `generate` call carried, and how often `reset` was called, in one log:
+    /// `None` for a reset, `Some(n)` for a call (for assertions on how a stage groups its work).
+    pub calls: Vec<Option<usize>>,
 }
 
 impl Scripted {
@@ -20,6 +23,7 @@ impl Scripted {
             id: ModelId { name: "scripted".into(), sha256: "scripted".into(), arch: "none".into(), runtime: String::new() },
             answer: Box::new(answer),
             seen: Vec::new(),
+            calls: Vec::new(),
         }
     }
 }
@@ -42,6 +46,7 @@ impl Generator for Scripted {
         for r in requests {
             r.params.validate()?;
         }
+        self.calls.push(Some(requests.len()));
         for (i, r) in requests.iter().enumerate() {
             self.seen.push(r.clone());
             let gens: Vec<Generation> = (0..r.n)
@@ -55,6 +60,9 @@ impl Generator for Scripted {
             sink(GenEvent::Done { index: i, generations: &gens });
         }
         Ok(())
+    }
+    fn reset(&mut self) {
+        self.calls.push(None);
     }
     fn score(&mut self, _prompt: &Prompt, continuations: &[String]) -> Result<Vec<LogLik>> {
         // Like the real engine: an empty continuation has no likelihood.

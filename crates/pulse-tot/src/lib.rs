@@ -370,7 +370,8 @@ pub fn run(
     let done = store.done(&proto)?;
     let uid = |c: &Choice| ds.users[c.user as usize].id.clone();
     let iid = |i: u32| ds.items[i as usize].id.clone();
-    let todo: Vec<&Choice> = choices.iter().filter(|c| !done.contains(&(uid(c), iid(c.target)))).collect();
+    let is_todo = |c: &&Choice| !done.contains(&(uid(c), iid(c.target)));
+    let todo = choices.iter().filter(&is_todo).count();
     let mut summary = RunSummary {
         dataset: ds.name.clone(),
         model: model.name.clone(),
@@ -379,14 +380,22 @@ pub fn run(
         scorer: scorer_id,
         seed: opts.seed,
         requested: choices.len(),
-        already_stored: choices.len() - todo.len(),
+        already_stored: choices.len() - todo,
         ..Default::default()
     };
-    let mut prog = Progress { done: 0, total: todo.len(), prompt_tokens: 0, new_tokens: 0 };
+    let mut prog = Progress { done: 0, total: todo, prompt_tokens: 0, new_tokens: 0 };
     progress(&prog);
     let none = Neighbours::new();
     let mut score_sum = 0.0;
-    for group in todo.chunks(cfg.group) {
+    // Groups are fixed slices of the user order (not of what is left), and each starts from a clean engine
+    // (see `Generator::reset`): a group is the unit that is committed and resumed from, so what it writes
+    // depends only on its own users, and a run killed and resumed writes what an uninterrupted one writes.
+    for slice in choices.chunks(cfg.group) {
+        let group: Vec<&Choice> = slice.iter().filter(&is_todo).collect();
+        if group.is_empty() {
+            continue;
+        }
+        gen.reset();
         let mut searches: Vec<Search> = group
             .iter()
             .map(|c| {

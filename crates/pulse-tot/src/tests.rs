@@ -124,6 +124,31 @@ fn rerun_skips_stored_users_and_empty_thoughts_lose() {
 }
 
 #[test]
+fn groups_are_fixed_slices_of_the_user_order_each_from_a_clean_engine() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.sqlite")).unwrap();
+    let cfg = TotConfig { depth: 2, branching: 2, beam: 1, group: 2, ..TotConfig::default() };
+    let opts = |users| RunOptions { seed: 1, users };
+    let mut g = Scripted::new(|_, j| format!("thought {j}"));
+    run(&mut g, &mut Keyword, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &opts(Some(1)), &store, &mut |_| {}).unwrap();
+    // one group of one user: a reset, then one call per depth
+    assert_eq!(g.calls, vec![None, Some(1), Some(1)]);
+    let mut g = Scripted::new(|_, j| format!("thought {j}"));
+    let s = run(&mut g, &mut Keyword, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &opts(None), &store, &mut |_| {}).unwrap();
+    assert_eq!((s.already_stored, s.refined), (1, 2));
+    // The resumed run keeps the groups of the user order, {0, 1} and {2}: the second user is searched
+    // without the third (an uninterrupted run would have searched it with the first), and each group
+    // starts with a reset.
+    assert_eq!(g.calls, vec![None, Some(1), Some(1), None, Some(1), Some(1)]);
+    // Nothing left: no group, no reset, no call.
+    let mut g = Scripted::new(|_, j| format!("thought {j}"));
+    run(&mut g, &mut Keyword, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &opts(None), &store, &mut |_| {}).unwrap();
+    assert!(g.calls.is_empty());
+}
+
+#[test]
 fn bad_settings_are_refused() {
     let ds = dataset();
     let split = Split::leave_one_out(&ds);
