@@ -788,10 +788,9 @@ fn tot_killed_between_groups_and_resumed_writes_what_an_uninterrupted_run_writes
     assert_eq!(rows(&b).len(), 2);
     tot(&b, "4");
     let (ra, rb) = (rows(&a), rows(&b));
-    assert_eq!(ra.len(), 4);
+    assert_eq!((ra.len(), rb.len()), (4, 4));
     // the whole tree (every node's text and score) is in `raw`: it must match too
     for (x, y) in ra.iter().zip(&rb) {
         assert_eq!(x, y, "user {}: the resumed run differs from the uninterrupted one", x.0);
     }
-    assert_eq!(ra.len(), rb.len());
 }

@@ -329,7 +329,8 @@ impl LlamaEngine {
         let sha = file_sha256(path)?;
         let a = self.model.lora_adapter_init(path).map_err(|e| err(format!("llama.cpp could not load the adapter: {e}")))?;
         self.adapter = Some(std::sync::Mutex::new(a));
-        self.prefix_cache.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+        // cached prompt states were computed without the adapter
+        self.reset();
         let base = if self.id.runtime.is_empty() { String::new() } else { format!("{}+", self.id.runtime) };
         self.id.runtime = format!("{base}lora:{}", &sha[..16]);
         Ok(())
