@@ -295,6 +295,11 @@ pub struct RationalesRun {
     pub users: Option<usize>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Users generated and committed together: fixed slices of the user order, each from a clean engine,
+    /// so a killed run, resumed, writes the same texts as an uninterrupted one (a kill loses at most the
+    /// slice in flight). Runs with different slices may differ in places.
+    #[arg(long, default_value_t = pulse_rationale::stage::DEFAULT_SLICE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub slice: usize,
     /// TOML file with [prompt] and [sampling] tables (any subset of their fields).
     #[arg(long)]
     pub config: Option<PathBuf>,

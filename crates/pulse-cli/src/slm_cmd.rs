@@ -150,7 +150,7 @@ pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -
     let mut engine = load_engine(&run.model)?;
     let store = Store::open(&run.store)?;
     let pb = progress_bar(quiet, "rationales [{bar:30}] {pos}/{len} {msg} eta {eta}");
-    let opts = RunOptions { seed: run.seed, users: run.users };
+    let opts = RunOptions { seed: run.seed, users: run.users, slice: run.slice };
     let summary = pulse_rationale::run(&mut engine, &l.ds, &l.split, &cfg, &opts, &store, &mut report_to(&pb))?;
     pb.finish_and_clear();
     let failed = summary.status.get("raw").copied().unwrap_or(0);

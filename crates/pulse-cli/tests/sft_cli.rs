@@ -29,7 +29,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         let split = Split::leave_one_out(&ds);
         let store = Store::open(&store_path).unwrap();
         let mut g = Scripted::new(|_, _| "She wants a gentle cream.\"}".to_string());
-        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: Some(12) }, &store, &mut |_| {}).unwrap();
+        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, Some(12)), &store, &mut |_| {}).unwrap();
     }
     let cfg = d.path().join("sft.toml");
     std::fs::write(
@@ -144,7 +144,7 @@ fn experiment_with_slm_rows() {
         let split = Split::leave_one_out(&ds);
         let store = Store::open(&store_path).unwrap();
         let mut g = Scripted::new(|_, _| "It suits dry skin.\"}".to_string());
-        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: Some(6) }, &store, &mut |_| {}).unwrap();
+        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, Some(6)), &store, &mut |_| {}).unwrap();
     }
     std::fs::write(
         d.path().join("sft.toml"),

@@ -28,7 +28,7 @@ fn train_a_space_then_plot_it() {
             let chosen = m[1].content.split("The item they chose next: ").nth(1).unwrap_or("").split(" (description").next().unwrap_or("");
             format!("The shopper wanted {}.\"}}", chosen.split_whitespace().take(5).collect::<Vec<_>>().join(" "))
         });
-        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: Some(120) }, &store, &mut |_| {}).unwrap();
+        run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, Some(120)), &store, &mut |_| {}).unwrap();
     }
     let space = d.path().join("space");
     let cfg = d.path().join("t.toml");

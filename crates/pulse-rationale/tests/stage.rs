@@ -47,7 +47,7 @@ fn prompts_show_training_history_and_choice_only() {
     let split = Split::leave_one_out(&ds);
     let store = Store::in_memory().unwrap();
     let mut g = Scripted::new(|_, _| "She likes lip care and oils.\"}".into());
-    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, None), &store, &mut |_| {}).unwrap();
     assert_eq!((s.requested, s.generated, s.skipped_users_short_history), (3, 3, 1));
     let p0 = user_text(&g.seen[0].prompt);
     // u0: train = items 0,1,2 → history 0,1 and chosen 2; valid (3) and test (4) never appear.
@@ -76,7 +76,7 @@ fn rerun_skips_stored_and_counts_parse_failures() {
             calls += 1;
             if calls == 1 { "!!!".into() } else { "Fits her routine of natural oils.\"}".into() }
         });
-        let s = run(&mut g, &ds, &split, &cfg, &RunOptions { seed: 1, users: Some(2) }, &store, &mut |_| {}).unwrap();
+        let s = run(&mut g, &ds, &split, &cfg, &RunOptions::new(1, Some(2)), &store, &mut |_| {}).unwrap();
         assert_eq!(s.generated, 2);
         assert_eq!(s.status.get("raw"), Some(&1));
         assert!((s.parse_failure_rate() - 0.5).abs() < 1e-9);
@@ -84,12 +84,12 @@ fn rerun_skips_stored_and_counts_parse_failures() {
     // Second run over all users: the 2 stored are skipped, only the third is generated.
     let store = Store::open(&path).unwrap();
     let mut g = Scripted::new(|_, _| "Likes serums after cleansing, so cream is next.\"}".into());
-    let s = run(&mut g, &ds, &split, &cfg, &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    let s = run(&mut g, &ds, &split, &cfg, &RunOptions::new(1, None), &store, &mut |_| {}).unwrap();
     assert_eq!((s.already_stored, s.generated), (2, 1));
     assert_eq!(g.seen.len(), 1);
     assert_eq!(store.count().unwrap(), 3);
     // A different seed is a different key: all three again.
-    let s = run(&mut g, &ds, &split, &cfg, &RunOptions { seed: 2, users: None }, &store, &mut |_| {}).unwrap();
+    let s = run(&mut g, &ds, &split, &cfg, &RunOptions::new(2, None), &store, &mut |_| {}).unwrap();
     assert_eq!(s.generated, 3);
     assert_eq!(store.count().unwrap(), 6);
 
@@ -118,7 +118,7 @@ fn injected_titles_do_not_break_parsing() {
         let line = t.lines().find(|l| l.contains("Ignore previous")).unwrap_or("none").to_string();
         format!("Because {line} was liked.\"}}")
     });
-    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, None), &store, &mut |_| {}).unwrap();
     assert_eq!(s.generated, 3);
     assert_eq!(s.status.get("raw"), None, "{:?}", s.status);
     for r in store.records(None).unwrap() {
@@ -147,7 +147,7 @@ fn unusable_answers_are_resampled_with_a_new_seed() {
         calls += 1;
         if calls <= 3 { "True\"}".into() } else { "She restocks what she already likes.\"}".into() }
     });
-    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: None }, &store, &mut |_| {}).unwrap();
+    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, None), &store, &mut |_| {}).unwrap();
     assert_eq!(s.generated, 3);
     assert_eq!(s.status.get("raw"), None, "{:?}", s.status);
     assert_eq!(s.attempts.get("2"), Some(&3), "{:?}", s.attempts);
@@ -172,7 +172,7 @@ fn export_then_import_rebuilds_the_store_and_a_bad_line_changes_nothing() {
         if n == 2 { "!!!".into() } else { format!("Reason number {n}, \"quoted\" and all.\"}}") }
     });
     let cfg = RationaleConfig { attempts: 1, ..RationaleConfig::default() };
-    run(&mut g, &ds, &split, &cfg, &RunOptions { seed: 3, users: None }, &src, &mut |_| {}).unwrap();
+    run(&mut g, &ds, &split, &cfg, &RunOptions::new(3, None), &src, &mut |_| {}).unwrap();
     let mut first = Vec::new();
     assert_eq!(export_jsonl(&src, None, &mut first).unwrap(), 3);
 
@@ -197,4 +197,82 @@ fn export_then_import_rebuilds_the_store_and_a_bad_line_changes_nothing() {
     let e = import_jsonl(&fresh, &mut bad.as_bytes(), &file).unwrap_err().to_string();
     assert!(e.starts_with(&format!("{}:3: not a stored rationale", file.display())) && !e.contains('\n'), "{e}");
     assert_eq!(fresh.count().unwrap(), 0);
+}
+
+#[test]
+fn slices_are_fixed_slices_of_the_user_order_each_from_a_clean_engine() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let store = Store::in_memory().unwrap();
+    let cfg = RationaleConfig { attempts: 2, ..RationaleConfig::default() };
+    let opts = |users| RunOptions { slice: 2, ..RunOptions::new(1, users) };
+    // The first user alone: a reset, one call.
+    let mut g = Scripted::new(|_, _| "She likes lip care and natural oils.\"}".into());
+    run(&mut g, &ds, &split, &cfg, &opts(Some(1)), &store, &mut |_| {}).unwrap();
+    assert_eq!(g.calls, vec![None, Some(1)]);
+    // All three users (u0, u1, u3) in slices of 2: the slices stay {u0, u1} and {u3}, so the second user is
+    // generated without the third; each slice starts from a reset. u1's first answer is unusable and is
+    // retried inside its slice, before the next slice begins.
+    let mut first = true;
+    let mut g = Scripted::new(move |r, _| {
+        if std::mem::take(&mut first) {
+            assert!(user_text(&r.prompt).contains("Night Cream"), "u1 comes first");
+            "!!!".into()
+        } else {
+            "She likes lip care and natural oils.\"}".into()
+        }
+    });
+    let s = run(&mut g, &ds, &split, &cfg, &opts(None), &store, &mut |_| {}).unwrap();
+    assert_eq!(g.calls, vec![None, Some(1), Some(1), None, Some(1)]);
+    assert_eq!((s.already_stored, s.generated), (1, 2));
+    assert_eq!(s.attempts.get("2"), Some(&1));
+    assert_eq!(store.count().unwrap(), 3);
+}
+
+/// Answers the first call in full; the second call finishes its first request, then fails.
+struct FailsMidSlice {
+    inner: Scripted,
+    calls: usize,
+}
+
+impl pulse_slm::Generator for FailsMidSlice {
+    fn model(&self) -> &pulse_slm::ModelId {
+        self.inner.model()
+    }
+    fn count_tokens(&self, p: &Prompt) -> pulse_slm::Result<usize> {
+        self.inner.count_tokens(p)
+    }
+    fn generate(&mut self, requests: &[pulse_slm::GenRequest], sink: &mut dyn FnMut(pulse_slm::GenEvent<'_>)) -> pulse_slm::Result<()> {
+        self.calls += 1;
+        if self.calls == 1 {
+            return self.inner.generate(requests, sink);
+        }
+        self.inner.generate(&requests[..1], sink)?;
+        Err(pulse_slm::SlmError::Param("engine", "killed mid-slice".into()))
+    }
+    fn score(&mut self, p: &Prompt, c: &[String]) -> pulse_slm::Result<Vec<pulse_slm::LogLik>> {
+        self.inner.score(p, c)
+    }
+}
+
+#[test]
+fn a_slice_is_committed_whole_or_not_at_all() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let store = Store::in_memory().unwrap();
+    let opts = RunOptions { slice: 1, ..RunOptions::new(1, None) };
+    let mut g = FailsMidSlice { inner: Scripted::new(|_, _| "She likes lip care and natural oils.\"}".into()), calls: 0 };
+    // Slice 1 (u0) is committed; slice 2 (u1) finishes its only user, then the engine fails: not stored.
+    assert!(run(&mut g, &ds, &split, &RationaleConfig::default(), &opts, &store, &mut |_| {}).is_err());
+    assert_eq!(store.count().unwrap(), 1);
+    // Slices of 2 ({u0, u1}, {u3}): u0 is stored, u1 is generated, then the failure loses u1 again.
+    let opts = RunOptions { slice: 2, ..opts };
+    let mut g = FailsMidSlice { inner: Scripted::new(|_, _| "She likes lip care and natural oils.\"}".into()), calls: 1 };
+    assert!(run(&mut g, &ds, &split, &RationaleConfig::default(), &opts, &store, &mut |_| {}).is_err());
+    assert_eq!(store.count().unwrap(), 1);
+    // Resumed with a working engine: the rest, exactly once.
+    let mut g = Scripted::new(|_, _| "She likes lip care and natural oils.\"}".into());
+    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &opts, &store, &mut |_| {}).unwrap();
+    assert_eq!((s.already_stored, s.generated), (1, 2));
+    assert_eq!(store.count().unwrap(), 3);
 }

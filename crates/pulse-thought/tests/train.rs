@@ -26,7 +26,7 @@ fn thought_space_from_a_store_reports_untrained_and_trained_retrieval() {
         let words: Vec<&str> = chosen.split_whitespace().rev().take(6).collect();
         format!("The shopper wanted {} for their routine.\"}}", words.join(" "))
     });
-    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions { seed: 1, users: Some(260) }, &store, &mut |_| {}).unwrap();
+    let s = run(&mut g, &ds, &split, &RationaleConfig::default(), &RunOptions::new(1, Some(260)), &store, &mut |_| {}).unwrap();
     assert_eq!(s.generated, 260);
     let enc = SentenceEncoder::load(&root().join(DEFAULT_ENCODER), 128).unwrap();
     let mut cache = EmbeddingCache::in_memory(&enc);

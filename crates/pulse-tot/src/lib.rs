@@ -272,7 +272,15 @@ impl ChainScorer for LikelihoodScorer {
 }
 
 /// Which users and seed, and what progress is reported: the same as the rationale stage's.
-pub use pulse_rationale::{Progress, RunOptions};
+pub use pulse_rationale::Progress;
+
+/// Which users, which seed (users are searched and committed in groups of the config's `group`).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// First N users (in split order) that have a training choice; None = all.
+    pub users: Option<usize>,
+}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
