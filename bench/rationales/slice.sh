@@ -6,12 +6,14 @@
 #   2. replay: REPLAY users (default 48) in one run against the same command cut in two (REPLAY/2 users,
 #      then REPLAY: what a kill and a resume do), with slices of REPLAY/2 and with one slice of REPLAY:
 #      how many of the stored rationales differ between the uninterrupted and the cut run.
-#   bash bench/rationales/slice.sh   → results/bench-rationales-slice/table.md
+#      REPLAY=0 skips this part.
+#   bash bench/rationales/slice.sh   → results/bench-rationales-slice/table.md (OUT=DIR: DIR/table.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 users="${USERS:-256}"
 slices="${SLICES:-256 128 32}"
 replay="${REPLAY:-48}"
+out="${OUT:-results/bench-rationales-slice}"
 bash scripts/fetch_models.sh >/dev/null
 cargo build --release --quiet --bin pulse
 tmp="$(mktemp -d)"
@@ -24,13 +26,15 @@ for s in $slices; do
   run "$tmp/speed-$s.sqlite" "$users" "$s" "$tmp/speed-$s.json"
 done
 half=$((replay / 2))
-for s in "$half" "$replay"; do
-  run "$tmp/whole-$s.sqlite" "$replay" "$s"
-  run "$tmp/cut-$s.sqlite" "$half" "$s"
-  run "$tmp/cut-$s.sqlite" "$replay" "$s"
-done
-mkdir -p results/bench-rationales-slice
-python3 - "$tmp" "$users" "$slices" "$replay" <<'PY' | tee results/bench-rationales-slice/table.md
+if [ "$replay" -gt 0 ]; then
+  for s in "$half" "$replay"; do
+    run "$tmp/whole-$s.sqlite" "$replay" "$s"
+    run "$tmp/cut-$s.sqlite" "$half" "$s"
+    run "$tmp/cut-$s.sqlite" "$replay" "$s"
+  done
+fi
+mkdir -p "$out"
+python3 - "$tmp" "$users" "$slices" "$replay" <<'PY' | tee "$out/table.md"
 import json, sqlite3, sys
 tmp, users, slices, replay = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3].split()], int(sys.argv[4])
 rows = [(s, json.load(open(f"{tmp}/speed-{s}.json"))["summary"]) for s in slices]
@@ -44,13 +48,14 @@ print()
 def texts(p):
     c = sqlite3.connect(p)
     return dict(((u, t), (r, raw)) for u, t, r, raw in c.execute("SELECT user, target, rationale, raw FROM rationales"))
-print(f"| slice | users | rationales that differ: {replay} users in one run vs {replay // 2} then {replay} |")
-print("|---|---|---|")
-for s in (replay // 2, replay):
-    a, b = texts(f"{tmp}/whole-{s}.sqlite"), texts(f"{tmp}/cut-{s}.sqlite")
-    assert a.keys() == b.keys(), "the two runs stored different users"
-    print(f"| {s} | {len(a)} | {sum(a[k] != b[k] for k in a)} |")
-print()
+if replay > 0:
+    print(f"| slice | users | rationales that differ: {replay} users in one run vs {replay // 2} then {replay} |")
+    print("|---|---|---|")
+    for s in (replay // 2, replay):
+        a, b = texts(f"{tmp}/whole-{s}.sqlite"), texts(f"{tmp}/cut-{s}.sqlite")
+        assert a.keys() == b.keys(), "the two runs stored different users"
+        print(f"| {s} | {len(a)} | {sum(a[k] != b[k] for k in a)} |")
+    print()
 print(f"From `bash bench/rationales/slice.sh` (USERS={users}, SLICES=\"{' '.join(map(str, slices))}\", REPLAY={replay}; "
       "configs/rationales-luxury-beauty.toml, seed 42, engine batch 32).")
 PY

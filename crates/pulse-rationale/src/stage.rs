@@ -50,9 +50,9 @@ impl Default for RationaleConfig {
 }
 
 /// Users per slice unless told otherwise: large enough that the engine's batch stays full for most of a
-/// slice (each slice ends with a draining batch and its own resampling call: measured on 256 users, slices
-/// of 128 took 1.17× and of 32 1.67× the time of one slice), small enough that a kill loses ~5 minutes of
-/// generation at the method's settings on 2 cores (`bench/rationales/slice.sh`).
+/// slice (each slice ends with a draining batch and its own resampling call, ~45 s: on 768 users, slices of
+/// 256 took 1.11× the time of one slice; on 256 users, slices of 32 took 1.67×), small enough that a kill
+/// loses ~5 minutes of generation at the method's settings on 2 cores (`bench/rationales/slice.sh`).
 pub const DEFAULT_SLICE: usize = 256;
 
 /// Which users, which seed, how many users are generated and committed together.
