@@ -247,6 +247,14 @@ fn resume_after_interruption_gives_the_identical_model() {
     assert!(e.contains("state.json: checkpoint was trained with seed 9, not 10"), "{e}");
     let e = train(&split, &SasRecConfig { hidden: 16, ..cfg.clone() }, &opts).err().unwrap().to_string();
     assert!(e.contains("another configuration"), "{e}");
+    // so is a checkpoint written by other training code (another version), naming both versions
+    let state = dir_b.path().join("state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(st["version"], pulse_baselines::sasrec::CHECKPOINT_VERSION);
+    st["version"] = 99.into();
+    std::fs::write(&state, serde_json::to_vec(&st).unwrap()).unwrap();
+    let e = train(&split, &cfg, &opts).err().unwrap().to_string();
+    assert!(e.contains(&format!("state.json: checkpoint was written by SASRec checkpoint version 99, this build writes version {}", pulse_baselines::sasrec::CHECKPOINT_VERSION)), "{e}");
 }
 
 #[test]

@@ -246,7 +246,10 @@ pub fn short_hash(s: &str) -> String {
 
 pub fn default_checkpoint_dir(l: &Loaded, cfg: &SasRecConfig, seed: u64) -> PathBuf {
     let c = serde_json::to_string(cfg).expect("serialisable");
-    PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint)).join(format!("sasrec-{}-seed{seed}", short_hash(&c)))
+    // Version 1 checkpoints keep the name they had before versions were named.
+    let v = pulse_baselines::sasrec::CHECKPOINT_VERSION;
+    let v = if v == 1 { String::new() } else { format!("-v{v}") };
+    PathBuf::from("runs").join(format!("{}-{}", l.ds.name, l.split.fingerprint)).join(format!("sasrec-{}-seed{seed}{v}", short_hash(&c)))
 }
 
 /// A fixed, seeded sample of `n` split users (sorted), or all of them when `n` is at least that many.

@@ -315,7 +315,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
 /// Method step 1: each training choice's most similar users by cosine of SASRec user representations
 /// (SASRec with `sasrec_cfg`, seed 42; trained once and then reused from its checkpoint). With `cache`,
 /// the lists of the first `users` choices are read from that file when its key (dataset, split, SASRec
-/// checkpoint, list sizes) matches and it has every one of them; otherwise they are computed and the file
+/// checkpoint and its code version, list sizes) matches and it has every one of them; otherwise they are computed and the file
 /// is (re)written.
 fn similar_users(
     l: &crate::commands::Loaded,
@@ -335,6 +335,7 @@ fn similar_users(
         "dataset": l.ds.name,
         "split": l.split.fingerprint,
         "sasrec_checkpoint": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "sasrec_version": pulse_baselines::sasrec::CHECKPOINT_VERSION,
         "similar_users": cfg.similar_users,
         "similar_items": cfg.similar_items,
     });

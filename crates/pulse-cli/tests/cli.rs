@@ -751,6 +751,13 @@ fn tot_reads_similar_users_from_its_file_instead_of_training_sasrec() {
     // the same settings again: the lists come from the file, no SASRec is touched
     let e = tot("b.sqlite", &cfg);
     assert!(e.contains("similar users: 2 users' lists from") && !e.contains("SASRec user representations"), "{e}");
+    // lists from another SASRec code version (the key says which) are computed again
+    assert_eq!(v["key"]["sasrec_version"].as_u64(), Some(pulse_baselines::sasrec::CHECKPOINT_VERSION as u64), "{v}");
+    let mut older = v.clone();
+    older["key"]["sasrec_version"] = 0.into();
+    std::fs::write(&nb, serde_json::to_string(&older).unwrap()).unwrap();
+    let e = tot("b2.sqlite", &cfg);
+    assert!(e.contains("is for other settings or users") && e.contains("SASRec user representations"), "{e}");
     // other settings: the file is not used, and is rewritten for them
     let cfg3 = d.path().join("tot3.toml");
     std::fs::write(&cfg3, std::fs::read_to_string(&cfg).unwrap().replace("similar_users = 2", "similar_users = 3")).unwrap();

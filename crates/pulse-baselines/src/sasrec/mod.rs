@@ -9,7 +9,7 @@
 //! keys are masked; dropout and initial weights come from our seeded RNG.
 mod train;
 
-pub use train::{train, TrainOptions, TrainSummary};
+pub use train::{train, TrainOptions, TrainSummary, CHECKPOINT_VERSION};
 
 use crate::nn::{const_var, dropout, layer_norm, normal_var, softmax, xavier_var};
 use crate::{BaselineError, Result};

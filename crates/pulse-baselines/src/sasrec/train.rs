@@ -64,6 +64,12 @@ struct State {
 
 const STATE: &str = "state.json";
 
+/// What a checkpoint's training code was. Bump it with any change to SASRec's model or training that changes
+/// what a run learns: a checkpoint of another version is then refused (naming both versions) instead of
+/// silently reused, the default checkpoint folder gets a new name, and similar-user lists computed from
+/// an older checkpoint no longer match their key and are computed again.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
 /// Trains SASRec on `split`'s training prefixes. Returns the model with the best validation weights.
 pub fn train(split: &Split, cfg: &SasRecConfig, opts: &TrainOptions) -> Result<(SasRec, TrainSummary)> {
     cfg.validate()?;
@@ -206,7 +212,7 @@ pub fn train(split: &Split, cfg: &SasRecConfig, opts: &TrainOptions) -> Result<(
         }
         if let Some(dir) = &opts.checkpoint_dir {
             let st = State {
-                version: 1,
+                version: CHECKPOINT_VERSION,
                 fingerprint: split.fingerprint.clone(),
                 seed: opts.seed,
                 n_items: split.n_items,
@@ -265,7 +271,9 @@ fn read_state(dir: &Path) -> Result<Option<State>> {
 }
 
 fn check_compatible(st: &State, dir: &Path, split: &Split, cfg: &SasRecConfig, seed: u64) -> Result<()> {
-    let why = if st.fingerprint != split.fingerprint {
+    let why = if st.version != CHECKPOINT_VERSION {
+        Some(format!("was written by SASRec checkpoint version {}, this build writes version {CHECKPOINT_VERSION}", st.version))
+    } else if st.fingerprint != split.fingerprint {
         Some(format!("was trained on split {}, not {}", st.fingerprint, split.fingerprint))
     } else if &st.config != cfg {
         Some("was trained with another configuration".to_string())
