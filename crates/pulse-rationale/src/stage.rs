@@ -7,7 +7,7 @@
 //! slice's texts therefore depend only on the slice, and a run killed and resumed writes what an
 //! uninterrupted run writes; a kill loses at most the slice in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pulse_data::{Dataset, Split};
@@ -127,6 +127,15 @@ pub fn request_seed(seed: u64, user: &str, target: &str, attempt: usize) -> u64 
     u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
 }
 
+/// The work units of a stage that commits units whole and resumes from them: fixed slices of `size` users
+/// of `choices` (the user order, not what is left of it), each keeping only the users the store has not
+/// got (`done`: (user id, target id)), empty ones dropped. Fixed slices are what makes a run interrupted
+/// between units and resumed write what an uninterrupted one writes (with `Generator::reset` at each start).
+pub fn todo_units<'a>(ds: &Dataset, choices: &'a [Choice], done: &HashSet<(String, String)>, size: usize) -> Vec<Vec<&'a Choice>> {
+    let is_todo = |c: &&Choice| !done.contains(&(ds.users[c.user as usize].id.clone(), ds.items[c.target as usize].id.clone()));
+    choices.chunks(size.max(1)).map(|s| s.iter().filter(is_todo).collect::<Vec<_>>()).filter(|u| !u.is_empty()).collect()
+}
+
 pub fn config_params(cfg: &RationaleConfig) -> String {
     serde_json::to_string(cfg).expect("config serialises")
 }
@@ -160,8 +169,8 @@ pub fn run(
     let done = store.done(&proto)?;
     let uid = |c: &Choice| ds.users[c.user as usize].id.clone();
     let iid = |i: u32| ds.items[i as usize].id.clone();
-    let is_todo = |c: &&Choice| !done.contains(&(uid(c), iid(c.target)));
-    let todo = choices.iter().filter(is_todo).count();
+    let units = todo_units(ds, &choices, &done, opts.slice);
+    let todo: usize = units.iter().map(Vec::len).sum();
     let mut summary = RunSummary {
         dataset: ds.name.clone(),
         model: model.name.clone(),
@@ -176,11 +185,7 @@ pub fn run(
     let mut prog = Progress { done: 0, total: todo, prompt_tokens: 0, new_tokens: 0 };
     progress(&prog);
     let attempts = cfg.attempts.max(1);
-    for slice in choices.chunks(opts.slice.max(1)) {
-        let mut pending: Vec<&Choice> = slice.iter().filter(is_todo).collect();
-        if pending.is_empty() {
-            continue;
-        }
+    for mut pending in units {
         gen.reset();
         // Every user's record of the slice, written in one transaction at its end.
         let mut finished: Vec<Record> = Vec::with_capacity(pending.len());

@@ -271,7 +271,7 @@ impl ChainScorer for LikelihoodScorer {
     }
 }
 
-/// Which users and seed, and what progress is reported: the same as the rationale stage's.
+/// What progress is reported: the same as the rationale stage's.
 pub use pulse_rationale::Progress;
 
 /// Which users, which seed (users are searched and committed in groups of the config's `group`).
@@ -378,8 +378,8 @@ pub fn run(
     let done = store.done(&proto)?;
     let uid = |c: &Choice| ds.users[c.user as usize].id.clone();
     let iid = |i: u32| ds.items[i as usize].id.clone();
-    let is_todo = |c: &&Choice| !done.contains(&(uid(c), iid(c.target)));
-    let todo = choices.iter().filter(&is_todo).count();
+    let units = pulse_rationale::stage::todo_units(ds, &choices, &done, cfg.group);
+    let todo: usize = units.iter().map(Vec::len).sum();
     let mut summary = RunSummary {
         dataset: ds.name.clone(),
         model: model.name.clone(),
@@ -398,11 +398,7 @@ pub fn run(
     // Groups are fixed slices of the user order (not of what is left), and each starts from a clean engine
     // (see `Generator::reset`): a group is the unit that is committed and resumed from, so what it writes
     // depends only on its own users, and a run killed and resumed writes what an uninterrupted one writes.
-    for slice in choices.chunks(cfg.group) {
-        let group: Vec<&Choice> = slice.iter().filter(&is_todo).collect();
-        if group.is_empty() {
-            continue;
-        }
+    for group in units {
         gen.reset();
         let mut searches: Vec<Search> = group
             .iter()
