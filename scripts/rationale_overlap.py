@@ -5,7 +5,7 @@ A rationale explains why the user chose the target; the SFT texts put it right b
 is <title>", while the ranker's test prompt has no rationale. A rationale that already names the item lets
 training copy the answer from it. This measures that: for each stored rationale, the share of the target
 title's content words (lower-cased alphanumeric runs of 3+ characters, minus the stop list of the SFT title
-mask, read from crates/pulse-sft/src/data.rs) that occur in the rationale.
+mask, read from crates/pulse-rationale/src/words.rs) that occur in the rationale.
 
     python3 scripts/rationale_overlap.py --store runs/pipeline-luxury-beauty-500/rationales.sqlite \
         --items data/amazon2018-luxury-beauty/items.tsv --out results/rationale-overlap-pipeline-500
@@ -21,9 +21,9 @@ import sqlite3
 import statistics
 import sys
 
-# One definition of "content words" with the SFT title mask (`pulse_sft::data::content_words`): the stop
+# One definition of "content words" with the SFT title mask (`pulse_rationale::words::content_words`): the stop
 # list is read from that source file, and words are split the same way (alphanumeric runs of 3+ characters).
-RUST_WORDS = pathlib.Path(__file__).resolve().parent.parent / "crates/pulse-sft/src/data.rs"
+RUST_WORDS = pathlib.Path(__file__).resolve().parent.parent / "crates/pulse-rationale/src/words.rs"
 
 
 def rust_stop_list(path=RUST_WORDS):
@@ -43,23 +43,29 @@ def words(s):
     return {w.lower() for w in re.findall(r"[^\W_]+", s) if len(w) > 2} - STOP
 
 
+def read_titles(path):
+    """item_id -> title from a dataset's items.tsv; a malformed file exits naming file:line."""
+    titles = {}
+    with open(path, newline="") as f:
+        r = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        head = next(r)
+        if "item_id" not in head or "title" not in head:
+            sys.exit(f"{path}:1: expected columns item_id and title, got {head}")
+        ii, ti = head.index("item_id"), head.index("title")
+        for ln, row in enumerate(r, start=2):
+            if len(row) != len(head):
+                sys.exit(f"{path}:{ln}: {len(row)} columns, expected {len(head)}")
+            titles[row[ii]] = row[ti]
+    return titles
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", required=True)
     ap.add_argument("--items", required=True, help="items.tsv of the dataset (item_id, asin, title)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    titles = {}
-    with open(a.items, newline="") as f:
-        r = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        head = next(r)
-        if "item_id" not in head or "title" not in head:
-            sys.exit(f"{a.items}:1: expected columns item_id and title, got {head}")
-        ii, ti = head.index("item_id"), head.index("title")
-        for ln, row in enumerate(r, start=2):
-            if len(row) != len(head):
-                sys.exit(f"{a.items}:{ln}: {len(row)} columns, expected {len(head)}")
-            titles[row[ii]] = row[ti]
+    titles = read_titles(a.items)
     store = pathlib.Path(a.store)
     if not store.is_file():
         sys.exit(f"{store}: no such rationale store")

@@ -7,6 +7,7 @@ pub mod parse;
 pub mod prompt;
 pub mod stage;
 pub mod store;
+pub mod words;
 
 pub use error::{RationaleError, Result};
 pub use parse::{parse_rationale, Parsed, Status};

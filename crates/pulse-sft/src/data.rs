@@ -77,15 +77,7 @@ impl Default for SftPrompt {
     }
 }
 
-const STOP: [&str; 26] = [
-    "the", "and", "for", "with", "from", "are", "this", "that", "its", "you", "your", "was", "were", "has", "have", "not", "but", "all", "can",
-    "out", "one", "our", "who", "how", "any", "per",
-];
-
-/// The content words of a text: lower-cased alphanumeric runs of 3+ characters, minus a short stop list.
-pub fn content_words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() > 2).map(str::to_lowercase).filter(|w| !STOP.contains(&w.as_str())).collect()
-}
+pub use pulse_rationale::words::content_words;
 
 /// `rationale` with the words of `title` masked: every whitespace token whose content words all occur in
 /// the title (and that has at least one) is masked, a run of masked tokens becomes "this item" (an article

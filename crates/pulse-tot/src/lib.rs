@@ -6,12 +6,15 @@
 //! chain ([`LikelihoodScorer`]). The best final chain is the user's refined rationale; it goes into the
 //! same store as the initial rationales (method `tot-space` / `tot-likelihood`, settings in `params`, chain
 //! score in `score`, the whole tree in `raw`), committed a group of users at a time, so a killed run resumes.
+//! With `title_penalty` > 0 every chain's score (and what is stored) is the judge's minus that much per
+//! share of the chosen title's words the chain restates.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pulse_data::{Dataset, Split};
 use pulse_rationale::prompt::clip;
+use pulse_rationale::words::title_recall;
 use pulse_rationale::{training_choices, Choice, Key, PromptOptions, Record, Status, Store};
 use pulse_slm::{ChatMessage, GenRequest, Generator, Prompt, SamplingParams};
 use pulse_thought::{SentenceEncoder, ThoughtSpace};
@@ -72,6 +75,17 @@ pub struct TotConfig {
     pub sampling: SamplingParams,
     /// Users expanded together (their requests share one continuously batched call per depth).
     pub group: usize,
+    /// Subtracted from a chain's score, times the share of the chosen title's content words the chain
+    /// restates ([`pulse_rationale::words::title_recall`]), at every depth. The Thought-Space judge compares
+    /// a chain with B(history, *chosen item*), so without it the search favours chains that name the item;
+    /// in SFT such a rationale lets the answer be copied instead of learnt. 0 (the method's search) by
+    /// default, and then absent from the serialised settings, so rows stored before the option keep their keys.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub title_penalty: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for TotConfig {
@@ -95,6 +109,7 @@ impl Default for TotConfig {
                 ignore_eos: false,
             },
             group: 32,
+            title_penalty: 0.0,
         }
     }
 }
@@ -104,6 +119,9 @@ impl TotConfig {
         self.sampling.validate()?;
         if self.depth == 0 || self.branching == 0 || self.beam == 0 || self.group == 0 {
             return Err(TotError::Invalid("tot: depth, branching, beam and group must be at least 1".into()));
+        }
+        if !(self.title_penalty.is_finite() && self.title_penalty >= 0.0) {
+            return Err(TotError::Invalid(format!("tot: title_penalty must be a finite number >= 0, got {}", self.title_penalty)));
         }
         Ok(())
     }
@@ -466,8 +484,15 @@ pub fn run(
             drop(jobs);
             summary.score_seconds += t.elapsed().as_secs_f64();
             for ((se, kids), scores) in searches.iter_mut().zip(children).zip(all_scores) {
-                let mut ranked: Vec<(Vec<String>, usize, f64)> =
-                    kids.into_iter().zip(scores).map(|((chain, node), sc)| (chain, node, sc)).collect();
+                let title = &ds.items[se.choice.target as usize].title;
+                let mut ranked: Vec<(Vec<String>, usize, f64)> = kids
+                    .into_iter()
+                    .zip(scores)
+                    .map(|((chain, node), sc)| {
+                        let pen = if cfg.title_penalty > 0.0 { cfg.title_penalty * title_recall(&chain_text(&chain), title) } else { 0.0 };
+                        (chain, node, sc - pen)
+                    })
+                    .collect();
                 for (_, node, sc) in &ranked {
                     se.nodes[*node].score = *sc;
                 }

@@ -181,3 +181,62 @@ fn thoughts_lose_repeated_step_numbers_only() {
     assert_eq!(clean_thought("3."), "");
     assert_eq!(clean_thought("\nlater"), "");
 }
+
+/// A judge that, like the Thought Space, rewards restating the chosen item: the share of its title's words
+/// in the chain, plus 0.1 per thought saying "good".
+struct Echo;
+impl ChainScorer for Echo {
+    fn id(&self) -> String {
+        "echo".into()
+    }
+    fn score(&mut self, _g: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        let chosen = job.behaviour.split("[CHOSEN_ITEM] ").nth(1).unwrap();
+        Ok(job
+            .chains
+            .iter()
+            .map(|c| title_recall(&chain_text(c), chosen) + 0.1 * c.iter().filter(|t| t.contains("good")).count() as f64)
+            .collect())
+    }
+}
+
+#[test]
+fn title_penalty_steers_the_search_away_from_naming_the_item() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    // Sample 0 restates the chosen title, sample 1 says something about the shopper.
+    let gen = || {
+        Scripted::new(|r, j| {
+            let p = text_of(&r.prompt);
+            let chosen = p.split("The item they chose next: ").nth(1).unwrap().lines().next().unwrap().to_string();
+            if j == 0 { format!("{chosen} is it") } else { "a good fit for dry skin".into() }
+        })
+    };
+    let opts = RunOptions { seed: 1, users: Some(1) };
+    let plain = TotConfig::default();
+    let store = Store::in_memory().unwrap();
+    run(&mut gen(), &mut Echo, &ds, &split, &HashMap::new(), &plain, Scoring::Space, &opts, &store, &mut |_| {}).unwrap();
+    let r = &store.records(Some("tot-space")).unwrap()[0];
+    // u0 chose "Vitamin C Serum": without the penalty the chain naming it wins (1.0 + 0.1 for its one good thought).
+    assert_eq!(r.rationale.as_deref(), Some("Vitamin C Serum is it a good fit for dry skin a good fit for dry skin"));
+    assert!((r.score.unwrap() - 1.2).abs() < 1e-9, "{:?}", r.score);
+    assert!(!r.key.params.contains("title_penalty"), "the default leaves the key as it was: {}", r.key.params);
+
+    let pen = TotConfig { title_penalty: 1.0, ..TotConfig::default() };
+    let store = Store::in_memory().unwrap();
+    run(&mut gen(), &mut Echo, &ds, &split, &HashMap::new(), &pen, Scoring::Space, &opts, &store, &mut |_| {}).unwrap();
+    let r = &store.records(Some("tot-space")).unwrap()[0];
+    assert_eq!(r.rationale.as_deref(), Some("a good fit for dry skin a good fit for dry skin a good fit for dry skin"));
+    // the stored score is the penalised one (nothing to subtract here)
+    assert!((r.score.unwrap() - 0.3).abs() < 1e-9, "{:?}", r.score);
+    assert!(r.key.params.contains("\"title_penalty\":1.0"), "{}", r.key.params);
+    // the tree records the penalised score of a chain that names the item: 1.0 + 0.0 - 1.0
+    let raw: serde_json::Value = serde_json::from_str(&r.raw).unwrap();
+    let first: Vec<f64> = raw["nodes"].as_array().unwrap().iter().filter(|n| n["depth"] == 1).map(|n| n["score"].as_f64().unwrap()).collect();
+    assert!((first[0] - 0.0).abs() < 1e-9 && (first[1] - 0.1).abs() < 1e-9, "{first:?}");
+
+    for bad in [-0.5, f64::NAN, f64::INFINITY] {
+        let cfg = TotConfig { title_penalty: bad, ..TotConfig::default() };
+        let e = run(&mut gen(), &mut Echo, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &opts, &store, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("title_penalty"), "{e}");
+    }
+}
