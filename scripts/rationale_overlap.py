@@ -59,6 +59,14 @@ def read_titles(path):
     return titles
 
 
+def open_store(path):
+    """A rationale store opened read-only; a missing file exits naming it."""
+    store = pathlib.Path(path)
+    if not store.is_file():
+        sys.exit(f"{store}: no such rationale store")
+    return store, sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", required=True)
@@ -66,10 +74,7 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     titles = read_titles(a.items)
-    store = pathlib.Path(a.store)
-    if not store.is_file():
-        sys.exit(f"{store}: no such rationale store")
-    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    store, con = open_store(a.store)
     rows = con.execute("select method, target, rationale from rationales where rationale is not null").fetchall()
     by = {}
     for method, target, rat in rows:

@@ -16,12 +16,11 @@ import argparse
 import json
 import math
 import pathlib
-import sqlite3
 import statistics
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from rationale_overlap import read_titles, words  # noqa: E402
+from rationale_overlap import open_store, read_titles, words  # noqa: E402
 
 PENALTIES = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
 
@@ -38,10 +37,7 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     titles = read_titles(a.items)
-    store = pathlib.Path(a.store)
-    if not store.is_file():
-        sys.exit(f"{store}: no such rationale store")
-    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    store, con = open_store(a.store)
     rows = con.execute("select target, raw from rationales where method = ?", (a.method,)).fetchall()
     stats = {p: {"first_recall": [], "first_score": [], "final_recall": [], "final_score": []} for p in PENALTIES}
     users = 0
