@@ -477,6 +477,10 @@ pub struct EvalArgs {
     /// minus the same title's log-likelihood after the prompt with no history (costs a second pass).
     #[arg(long, value_enum, default_value_t = RankScoreArg::Sum)]
     pub score: RankScoreArg,
+    /// --model slm: the model first writes its "Let me think" rationale for each row (T 0.3, top-p 0.9,
+    /// at most 60 tokens) and the candidates are scored after it, as the rationale variants were trained.
+    #[arg(long)]
+    pub think: bool,
     /// --model slm: also the paper's protocol — generate (T 0.3, top-p 0.9), hit if the normalised true
     /// title is in the output — written beside the report as <out>.generate.json (+ .jsonl of texts).
     #[arg(long)]

@@ -87,6 +87,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(!v["recommended"].as_str().unwrap().is_empty() && v["why"].is_string(), "{l}");
     }
+    assert!(why.lines().any(|l| !serde_json::from_str::<serde_json::Value>(l).unwrap()["why"].as_str().unwrap().is_empty()), "a rationale is written: {why}");
     let cache = std::fs::read_dir(d.path().join("runs")).unwrap().flatten().next().unwrap().path().join("slm-scores.jsonl");
     assert_eq!(std::fs::read_to_string(&cache).unwrap().lines().count(), 4);
 
@@ -117,6 +118,34 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         hits += pmi[1..].iter().all(|&x| pmi[0] > x) as usize;
     }
     assert_eq!(v["metrics"]["hr@1"].as_f64().unwrap(), hits as f64 / 4.0, "{rows:?}");
+
+    // thinking: the model writes its rationale per row (kept in the cache), the candidates are scored
+    // after it; with PMI the prior is the same no-history row as above (cached, not scored again)
+    let rep = d.path().join("slm-think.json");
+    let r = pulse_in(
+        d.path(),
+        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--score", "pmi", "--think", "--out", rep.to_str().unwrap()],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(v["config"]["model"]["rank"]["think"], true);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&cache).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 12, "4 thinking rows added");
+    let think: Vec<_> = lines.iter().filter(|l| l["key"].as_str().unwrap().starts_with("think-v1|")).collect();
+    assert_eq!(think.len(), 4);
+    assert!(think.iter().all(|l| l["thought"].is_string()), "{think:?}");
+    assert!(think.iter().any(|l| !l["thought"].as_str().unwrap().is_empty()), "the tuned model writes a rationale: {think:?}");
+    let mut hits = 0;
+    for t in &think {
+        let (h, c, cond) = split(t);
+        let direct = &rows.iter().find(|r| r.0 == h && r.1 == c).unwrap().2;
+        let after = cond.clone();
+        assert_ne!(&after, direct, "scored after the rationale, not the plain prompt");
+        let prior = &rows.iter().find(|r| r.0 == "[]" && r.1 == c).unwrap().2;
+        let pmi: Vec<f64> = after.iter().zip(prior).map(|(a, b)| a - b).collect();
+        hits += pmi[1..].iter().all(|&x| pmi[0] > x) as usize;
+    }
+    assert_eq!(v["metrics"]["hr@1"].as_f64().unwrap(), hits as f64 / 4.0);
 
     // bad input: one line, non-zero exit
     for (args, needle) in [

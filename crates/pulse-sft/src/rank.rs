@@ -9,6 +9,12 @@
 //! raises the title — it cancels what the model thinks of a title regardless of the user (its length, its
 //! words, its place in the list), a calibration known as domain-conditional PMI.
 //!
+//! Thinking ([`RankConfig::think`]): the model first writes its own "Let me think:" rationale for the row
+//! (the paper's sampling, T = 0.3, top-p 0.9, at most 60 tokens, seeded by the row), and each candidate is
+//! then scored after "Let me think: <its rationale>. The recommendation is " -- the very text the rationale
+//! variants were trained on, which the plain test prompt never shows them. The rationale is kept in the
+//! cache beside the scores. (With `pmi` the prior is still the no-history prompt without a rationale.)
+//!
 //! Scores are appended to a JSON-lines cache keyed by the model (adapter included), the prompt settings,
 //! the history and the candidates, so a long evaluation killed half-way resumes where it stopped.
 use crate::data::{title, user_turn_titles};
@@ -24,6 +30,11 @@ use std::sync::Mutex;
 
 /// Bump when the test prompt changes (part of every cached score's key).
 pub const RANK_PROMPT_VERSION: &str = "rank-v2";
+/// Bump when how a thinking row's rationale is written changes (part of its cached scores' key).
+pub const THINK_VERSION: &str = "think-v1";
+/// A thinking row's rationale is clipped to this many words before scoring (the SFT configs' own
+/// `rationale_words`).
+pub const THINK_WORDS: usize = 60;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,11 +45,15 @@ pub struct RankConfig {
     /// Not written when `sum` (configs and results from before this field read the same).
     #[serde(skip_serializing_if = "Scoring::is_sum")]
     pub score: Scoring,
+    /// Write a "Let me think" rationale first and score the candidates after it (see the module doc).
+    /// Not written when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub think: bool,
 }
 
 impl Default for RankConfig {
     fn default() -> Self {
-        RankConfig { history: 3, title_words: 10, score: Scoring::Sum }
+        RankConfig { history: 3, title_words: 10, score: Scoring::Sum, think: false }
     }
 }
 
@@ -73,6 +88,9 @@ pub struct SlmRanker {
 struct CacheLine {
     key: String,
     scores: Vec<f32>,
+    /// The rationale a thinking row was scored after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thought: Option<String>,
 }
 
 impl SlmRanker {
@@ -116,7 +134,7 @@ impl SlmRanker {
 
     /// Each candidate's score (see [`Scoring`]).
     pub fn score_row(&self, history: &[u32], candidates: &[u32]) -> Result<Vec<f32>> {
-        let cond = self.loglik_row(history, candidates)?;
+        let cond = if self.cfg.think { self.think_rows(&[history], &[candidates])?.remove(0) } else { self.loglik_row(history, candidates)? };
         match self.cfg.score {
             Scoring::Sum => Ok(cond),
             Scoring::Pmi => {
@@ -139,9 +157,15 @@ impl SlmRanker {
             e.score(&self.prompt(history, candidates), &conts).map_err(|e| SftError::Invalid(e.to_string()))?
         };
         let scores: Vec<f32> = ll.iter().map(|l| l.sum as f32).collect();
+        self.remember(k, scores.clone(), None)?;
+        Ok(scores)
+    }
+
+    /// Appends a row's scores to the cache (file and memory).
+    fn remember(&self, key: String, scores: Vec<f32>, thought: Option<String>) -> Result<()> {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = &c.1 {
-            let line = serde_json::to_string(&CacheLine { key: k.clone(), scores: scores.clone() }).expect("serialisable");
+            let line = serde_json::to_string(&CacheLine { key: key.clone(), scores: scores.clone(), thought }).expect("serialisable");
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -149,8 +173,41 @@ impl SlmRanker {
                 .map_err(|e| SftError::Io { path: p.clone(), source: e })?;
             writeln!(f, "{line}").map_err(|e| SftError::Io { path: p.clone(), source: e })?;
         }
-        c.0.insert(k, scores.clone());
-        Ok(scores)
+        c.0.insert(key, scores);
+        Ok(())
+    }
+
+    /// Thinking rows: for the rows not in the cache, the model writes its rationales (one batched
+    /// generation), then each row's candidates are scored after "Let me think: <rationale>. The
+    /// recommendation is "; returns every row's log-likelihoods.
+    fn think_rows(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let keys: Vec<String> = histories.iter().zip(candidates).map(|(h, c)| format!("{THINK_VERSION}|{}", self.row_key(h, c))).collect();
+        let todo: Vec<usize> = {
+            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            (0..keys.len()).filter(|&i| !c.0.contains_key(&keys[i])).collect()
+        };
+        if !todo.is_empty() {
+            let reqs: Vec<pulse_slm::GenRequest> = todo
+                .iter()
+                .map(|&i| pulse_slm::GenRequest {
+                    prompt: self.prompt_with(histories[i], candidates[i], "Let me think:"),
+                    n: 1,
+                    seed: fnv(keys[i].as_bytes()),
+                    params: think_params(),
+                })
+                .collect();
+            let mut e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            let out = e.generate_all(&reqs).map_err(|e| SftError::Invalid(e.to_string()))?;
+            for (&i, g) in todo.iter().zip(out) {
+                let thought = g.into_iter().next().map(|g| clean_thought(&g.text)).unwrap_or_default();
+                let prompt = self.prompt_with(histories[i], candidates[i], &crate::data::thinking_prefix(Some(&thought), THINK_WORDS));
+                let conts: Vec<String> = candidates[i].iter().map(|&c| self.titles[c as usize].clone()).collect();
+                let ll = e.score(&prompt, &conts).map_err(|e| SftError::Invalid(e.to_string()))?;
+                self.remember(keys[i].clone(), ll.iter().map(|l| l.sum as f32).collect(), Some(thought))?;
+            }
+        }
+        let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(keys.iter().map(|k| c.0[k].clone()).collect())
     }
 
     /// Rows scored so far (cache included).
@@ -161,16 +218,40 @@ impl SlmRanker {
 
 /// `candidates` in the order a prompt shows them: shuffled with a seed taken from the list.
 pub fn shown_order(candidates: &[u32]) -> Vec<u32> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for c in candidates {
-        for b in c.to_le_bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let bytes: Vec<u8> = candidates.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let h = fnv(&bytes);
     let mut v = candidates.to_vec();
     pulse_data::Rng::derive(h, "rank-shown-order").shuffle(&mut v);
     v
+}
+
+/// FNV-1a: a seed from bytes, the same on every machine.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// How a "Let me think" rationale is sampled at test time (the paper's T = 0.3, top-p 0.9; at most 60
+/// tokens, stopped where the model starts naming the item). The prompt ends "Let me think:" without the
+/// space: in training the space belongs to the rationale's first token, and a prompt ending in a bare
+/// space token sent the model to a new line (every rationale came out empty).
+fn think_params() -> pulse_slm::SamplingParams {
+    pulse_slm::SamplingParams {
+        temperature: 0.3,
+        top_k: 0,
+        top_p: 0.9,
+        max_tokens: 60,
+        stop: vec!["The recommendation is".into()],
+        ignore_eos: false,
+    }
+}
+
+/// The rationale in a "Let me think:" continuation: its first non-empty line (the tuned models often
+/// open with blank lines, so a new line cannot be a stop string), up to "The recommendation is", without
+/// the closing full stop.
+fn clean_thought(text: &str) -> String {
+    let line = text.trim_start().lines().next().unwrap_or("");
+    let line = line.split("The recommendation is").next().unwrap_or("");
+    line.trim().trim_end_matches(['.', ' ']).to_string()
 }
 
 /// Lower-case words of letters and digits, single-spaced: what the paper's hit test compares.
@@ -224,24 +305,16 @@ impl SlmRanker {
     /// The model's "Let me think" rationale before it names an item (T = 0.3, top-p 0.9, ≤ 60 tokens,
     /// cut where it starts "The recommendation is"), for each row: the reason shown with a recommendation.
     pub fn explain(&self, rows: &[Row<'_>], seed: u64) -> Result<Vec<String>> {
-        let params = pulse_slm::SamplingParams {
-            temperature: 0.3,
-            top_k: 0,
-            top_p: 0.9,
-            max_tokens: 60,
-            stop: vec!["The recommendation is".into(), "\n".into()],
-            ignore_eos: false,
-        };
         let reqs: Vec<pulse_slm::GenRequest> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let prompt = self.prompt_with(r.history, r.candidates, "Let me think: ");
-                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: params.clone() }
+                let prompt = self.prompt_with(r.history, r.candidates, "Let me think:");
+                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: think_params() }
             })
             .collect();
         let out = self.engine.lock().unwrap_or_else(|e| e.into_inner()).generate_all(&reqs).map_err(|e| SftError::Invalid(e.to_string()))?;
-        Ok(out.into_iter().map(|g| g.into_iter().next().map(|g| g.text.trim().trim_end_matches('.').to_string()).unwrap_or_default()).collect())
+        Ok(out.into_iter().map(|g| g.into_iter().next().map(|g| clean_thought(&g.text)).unwrap_or_default()).collect())
     }
 
     /// The title an item is shown with.
@@ -263,10 +336,18 @@ impl Recommender for SlmRanker {
         Err("the SLM ranker scores candidate lists (cand5 / cand20), not the full catalogue".into())
     }
     fn score_candidates(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> std::result::Result<Vec<Vec<f32>>, BoxError> {
+        if self.cfg.think {
+            // the batch's rationales in one generation (then every row below is a cache hit)
+            self.think_rows(histories, candidates)?;
+        }
         histories.iter().zip(candidates).map(|(h, c)| self.score_row(h, c).map_err(|e| e.into())).collect()
     }
     fn batch_size(&self) -> usize {
-        4
+        if self.cfg.think {
+            16
+        } else {
+            4
+        }
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
@@ -286,6 +367,13 @@ mod tests {
             s.sort_unstable();
             assert_eq!(&s, l, "a permutation");
         }
+    }
+
+    #[test]
+    fn a_thought_is_its_first_line_before_the_recommendation() {
+        assert_eq!(super::clean_thought("\n\n She likes gentle creams.\nThe candidates are"), "She likes gentle creams");
+        assert_eq!(super::clean_thought(" Rose scents again. The recommendation is Rose oil"), "Rose scents again");
+        assert_eq!(super::clean_thought(" \n "), "");
     }
 
     #[test]
