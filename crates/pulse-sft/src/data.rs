@@ -2,7 +2,9 @@
 //! last 5 titles, 10 candidates (the chosen item + 9 random items the user never touched, shuffled), and —
 //! in the rationale variants — "Let me think: <rationale>. The recommendation is " before the answer, the
 //! chosen title. The user turn holds history and candidates; the assistant turn starts with the thinking
-//! prefix, and only the title carries a loss.
+//! prefix, and only the title carries a loss — or, with `reason_loss`, the rationale too (the assistant turn
+//! opens "Let me think:" and everything after it is learned: the model learns to write its reasons, and
+//! the ranker's `think` mode has it write them at test time).
 //!
 //! Every variant of one experiment sees the same users with the same candidates in the same order: only
 //! the rationale differs, so the table's SFT rows compare rationales and nothing else.
@@ -69,11 +71,17 @@ pub struct SftPrompt {
     /// form, so adapters trained before the option keep their fingerprints).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mask_target: bool,
+    /// Put the loss on the rationale as well as the title: the assistant turn opens "Let me think:" and
+    /// " <rationale>. The recommendation is <title>" is all learned. The method (step 5) learns the title
+    /// only; this teaches the model to write reasons, for the ranker's `think` mode. Rationale variants
+    /// only (plain SFT has no rationale); off by default and then not serialised.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reason_loss: bool,
 }
 
 impl Default for SftPrompt {
     fn default() -> Self {
-        SftPrompt { history: 5, candidates: 10, title_words: 10, rationale_words: 60, mask_target: false }
+        SftPrompt { history: 5, candidates: 10, title_words: 10, rationale_words: 60, mask_target: false, reason_loss: false }
     }
 }
 
@@ -119,6 +127,9 @@ pub struct SftItem {
     pub target: String,
     pub user_turn: String,
     pub prefix: String,
+    /// With `reason_loss`: the rationale and "The recommendation is " (learned, before the answer).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
     pub answer: String,
 }
 
@@ -146,10 +157,14 @@ pub fn user_turn_titles(history: &[String], candidates: &[String]) -> String {
     format!("interacted items: {}\ncandidate items: {}", history.join("; "), candidates.join("; "))
 }
 
+/// How a rationale variant's assistant turn opens (the ranker's `think` mode opens the same way; the
+/// space after it belongs to the rationale's first token).
+pub const THINK_OPENING: &str = "Let me think:";
+
 /// "Let me think: <rationale>. The recommendation is " (or just the last part without a rationale).
 pub fn thinking_prefix(rationale: Option<&str>, words: usize) -> String {
     match rationale.map(|r| clip(r, words)) {
-        Some(r) if !r.is_empty() => format!("Let me think: {}. The recommendation is ", r.trim_end_matches(['.', ' '])),
+        Some(r) if !r.is_empty() => format!("{THINK_OPENING} {}. The recommendation is ", r.trim_end_matches(['.', ' '])),
         _ => "The recommendation is ".to_string(),
     }
 }
@@ -216,24 +231,34 @@ pub fn build(
             })?),
         };
         let rationale = rationale.map(|r| if o.mask_target { mask_title(r, &ds.items[target as usize].title) } else { r.clone() });
+        let mut prefix = thinking_prefix(rationale.as_deref(), o.rationale_words);
+        let mut reason = String::new();
+        if o.reason_loss && prefix.starts_with(THINK_OPENING) {
+            reason = prefix.split_off(THINK_OPENING.len());
+        }
         out.push(SftItem {
             user: ds.users[su.user as usize].id.clone(),
             target: ds.items[target as usize].id.clone(),
             user_turn: user_turn(ds, hist, &cands, o.title_words),
-            prefix: thinking_prefix(rationale.as_deref(), o.rationale_words),
+            prefix,
+            reason,
             answer: title(ds, target, o.title_words),
         });
     }
     Ok(out)
 }
 
-/// Token ids as the engine feeds them: prompt tokens (chat template) + the answer's tokens.
+/// Token ids as the engine feeds them: prompt tokens (chat template) + the learned tokens (the reason's,
+/// if any, then the answer's — each tokenized on its own, as the ranker scores a title after a prompt).
 pub fn tokenize(items: &[SftItem], engine: &LlamaEngine, max_tokens: usize) -> Result<Vec<Example>> {
     items
         .iter()
         .map(|it| {
             let mut tokens = engine.prompt_tokens(&it.prompt()).map_err(|e| SftError::Invalid(e.to_string()))?;
             let answer_start = tokens.len();
+            if !it.reason.is_empty() {
+                tokens.extend(engine.continuation_tokens(&it.reason));
+            }
             tokens.extend(engine.continuation_tokens(&it.answer));
             if tokens.len() > max_tokens {
                 return Err(SftError::Invalid(format!(

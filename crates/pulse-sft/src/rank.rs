@@ -190,7 +190,7 @@ impl SlmRanker {
             let reqs: Vec<pulse_slm::GenRequest> = todo
                 .iter()
                 .map(|&i| pulse_slm::GenRequest {
-                    prompt: self.prompt_with(histories[i], candidates[i], "Let me think:"),
+                    prompt: self.prompt_with(histories[i], candidates[i], crate::data::THINK_OPENING),
                     n: 1,
                     seed: fnv(keys[i].as_bytes()),
                     params: think_params(),
@@ -309,7 +309,7 @@ impl SlmRanker {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let prompt = self.prompt_with(r.history, r.candidates, "Let me think:");
+                let prompt = self.prompt_with(r.history, r.candidates, crate::data::THINK_OPENING);
                 pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: think_params() }
             })
             .collect();

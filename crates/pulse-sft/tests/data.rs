@@ -107,3 +107,25 @@ fn masking_changes_only_the_rationale_and_is_off_by_default() {
     }
     assert!(changed >= 15, "{changed} of 20 prefixes masked");
 }
+
+#[test]
+fn reason_loss_moves_the_rationale_into_the_learned_part_and_is_off_by_default() {
+    let (ds, split) = lb();
+    let users: Vec<usize> = (0..split.users.len()).filter(|&i| split.users[i].train.len() >= 2).take(5).collect();
+    let rats: std::collections::BTreeMap<usize, String> = users.iter().map(|&i| (i, format!("Reason number {i}."))).collect();
+    let o = SftPrompt::default();
+    assert_eq!(serde_json::to_value(&o).unwrap().get("reason_loss"), None, "off: not serialised (adapter fingerprints unchanged)");
+    let answer_only = build(&ds, &split, &users, Some(&rats), &o, 7).unwrap();
+    let learned = build(&ds, &split, &users, Some(&rats), &SftPrompt { reason_loss: true, ..o.clone() }, 7).unwrap();
+    for ((a, b), &i) in answer_only.iter().zip(&learned).zip(&users) {
+        assert!(a.reason.is_empty());
+        assert_eq!((&a.user_turn, &a.answer), (&b.user_turn, &b.answer));
+        assert_eq!(b.prefix, "Let me think:");
+        assert_eq!(b.reason, format!(" Reason number {i}. The recommendation is "));
+        assert_eq!(format!("{}{}", b.prefix, b.reason), a.prefix, "the same text, split where the loss starts");
+        assert!(!serde_json::to_string(a).unwrap().contains("\"reason\""), "no reason field when empty");
+    }
+    // plain SFT has no rationale to learn: unchanged
+    let plain = build(&ds, &split, &users, None, &SftPrompt { reason_loss: true, ..o }, 7).unwrap();
+    assert!(plain.iter().all(|p| p.prefix == "The recommendation is " && p.reason.is_empty()));
+}

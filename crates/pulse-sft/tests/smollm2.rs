@@ -94,3 +94,29 @@ fn gguf_adapter_in_llama_cpp_matches_the_candle_adapter() {
         assert!((w - tuned[i].sum).abs() < 0.005 * tuned[i].tokens as f64 + 0.03, "{}: candle {w} vs llama.cpp {}", answers[i], tuned[i].sum);
     }
 }
+
+/// With `reason_loss` the learned part is the rationale, "The recommendation is " and the title, each
+/// tokenized on its own after the "Let me think:" prompt; the text is the answer-only example's.
+#[test]
+fn reason_loss_examples_learn_the_rationale_and_the_title() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(pulse_slm::DEFAULT_MODEL);
+    assert!(path.is_file(), "{} missing: run `bash scripts/fetch_models.sh` first", path.display());
+    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 1, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
+    let engine = LlamaEngine::load(&path, opts).unwrap();
+    let item = |prefix: &str, reason: &str| pulse_sft::data::SftItem {
+        user: "u".into(),
+        target: "t".into(),
+        user_turn: "interacted items: Rose balm\ncandidate items: Rose oil; Blue soap".into(),
+        prefix: prefix.into(),
+        reason: reason.into(),
+        answer: "Rose oil".into(),
+    };
+    let learned = item("Let me think:", " She likes roses. The recommendation is ");
+    let answer_only = item("Let me think: She likes roses. The recommendation is ", "");
+    let ex = pulse_sft::data::tokenize(&[learned.clone(), answer_only.clone()], &engine, 512).unwrap();
+    assert_eq!(&ex[0].tokens[..ex[0].answer_start], &engine.prompt_tokens(&learned.prompt()).unwrap()[..]);
+    assert_eq!(engine.detokenize(&ex[0].tokens[ex[0].answer_start..]), " She likes roses. The recommendation is Rose oil");
+    assert_eq!(engine.detokenize(&ex[1].tokens[ex[1].answer_start..]), "Rose oil");
+    assert_eq!(ex[0].tokens[ex[0].tokens.len() - ex[1].answer_tokens()..], ex[1].tokens[ex[1].answer_start..], "the title's tokens are the same");
+    assert!(ex[0].answer_tokens() > ex[1].answer_tokens() + 5);
+}
