@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Paired comparisons for the thinking ranker (configs/think-luxury-beauty-500.toml: PULSE and SFT with reasons
+# trained with the loss on the rationale, ranked after their own "Let me think:" rationale) against the same
+# adapters ranked without one (configs/think-luxury-beauty-500-direct.toml),
+# and the 500-user pipeline's rows trained the method's way (results/pipeline-luxury-beauty-500/); every row
+# ranks the same 200 test users' cand5 lists. Writes compare.txt into the think results.
+#   pulse experiment configs/think-luxury-beauty-500.toml
+#   pulse experiment configs/think-luxury-beauty-500-direct.toml
+#   bash scripts/compare-think.sh [path/to/pulse]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+P=${1:-target/release/pulse}
+T=results/think-luxury-beauty-500
+D=results/think-luxury-beauty-500-direct
+R=results/pipeline-luxury-beauty-500
+[ -f "$T/pulse-cand5.json" ] || { echo "compare-think.sh: no $T/pulse-cand5.json (run the experiment first)" >&2; exit 1; }
+pairs=(
+  "$T/pulse $T/sft-reasons"
+  "$T/pulse $D/pulse" "$T/sft-reasons $D/sft-reasons"
+  "$D/pulse $D/sft-reasons"
+  "$T/pulse $R/sft-plain" "$T/sft-reasons $R/sft-plain" "$D/pulse $R/sft-plain" "$D/sft-reasons $R/sft-plain"
+  "$T/pulse $R/pulse" "$T/sft-reasons $R/sft-reasons"
+)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+echo "# pulse compare A B --metric hr@1 --resamples 2000 (paired: the same 200 test users x cand5)" > "$out"
+for p in "${pairs[@]}"; do
+  set -- $p
+  [ -f "$1-cand5.json" ] && [ -f "$2-cand5.json" ] || continue
+  echo "## $1-cand5.json $2-cand5.json" >> "$out"
+  "$P" compare -q --metric hr@1 --resamples 2000 "$1-cand5.json" "$2-cand5.json" >> "$out"
+done
+mv "$out" "$T/compare.txt"
+trap - EXIT
+cat "$T/compare.txt"
