@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Paired comparisons for the thinking ranker (configs/think-luxury-beauty-500.toml: PULSE and SFT with reasons
 # trained with the loss on the rationale, ranked after their own "Let me think:" rationale) against the same
-# adapters ranked without one (configs/think-luxury-beauty-500-direct.toml),
+# adapters ranked without one and plain SFT on the same 500 users (configs/think-luxury-beauty-500-direct.toml),
 # and the 500-user pipeline's rows trained the method's way (results/pipeline-luxury-beauty-500/); every row
 # ranks the same 200 test users' cand5 lists. Writes compare.txt into the think results.
 #   pulse experiment configs/think-luxury-beauty-500.toml
@@ -17,7 +17,8 @@ R=results/pipeline-luxury-beauty-500
 pairs=(
   "$T/pulse $T/sft-reasons"
   "$T/pulse $D/pulse" "$T/sft-reasons $D/sft-reasons"
-  "$D/pulse $D/sft-reasons"
+  "$D/pulse $D/sft-reasons" "$D/pulse $D/sft-plain" "$D/sft-reasons $D/sft-plain"
+  "$T/pulse $D/sft-plain" "$T/sft-reasons $D/sft-plain"
   "$T/pulse $R/sft-plain" "$T/sft-reasons $R/sft-plain" "$D/pulse $R/sft-plain" "$D/sft-reasons $R/sft-plain"
   "$T/pulse $R/pulse" "$T/sft-reasons $R/sft-reasons"
 )
