@@ -151,7 +151,7 @@ impl SlmRanker {
         if let Some(s) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).0.get(&k) {
             return Ok(s.clone());
         }
-        let conts: Vec<String> = candidates.iter().map(|&c| self.titles[c as usize].clone()).collect();
+        let conts = self.titles_of(candidates);
         let ll = {
             let mut e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
             e.score(&self.prompt(history, candidates), &conts).map_err(|e| SftError::Invalid(e.to_string()))?
@@ -159,6 +159,11 @@ impl SlmRanker {
         let scores: Vec<f32> = ll.iter().map(|l| l.sum as f32).collect();
         self.remember(k, scores.clone(), None)?;
         Ok(scores)
+    }
+
+    /// The candidates' titles as they are scored.
+    fn titles_of(&self, candidates: &[u32]) -> Vec<String> {
+        candidates.iter().map(|&c| self.titles[c as usize].clone()).collect()
     }
 
     /// Appends a row's scores to the cache (file and memory).
@@ -201,7 +206,7 @@ impl SlmRanker {
             for (&i, g) in todo.iter().zip(out) {
                 let thought = g.into_iter().next().map(|g| clean_thought(&g.text)).unwrap_or_default();
                 let prompt = self.prompt_with(histories[i], candidates[i], &crate::data::thinking_prefix(Some(&thought), THINK_WORDS));
-                let conts: Vec<String> = candidates[i].iter().map(|&c| self.titles[c as usize].clone()).collect();
+                let conts = self.titles_of(candidates[i]);
                 let ll = e.score(&prompt, &conts).map_err(|e| SftError::Invalid(e.to_string()))?;
                 self.remember(keys[i].clone(), ll.iter().map(|l| l.sum as f32).collect(), Some(thought))?;
             }
