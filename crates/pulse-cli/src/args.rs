@@ -217,6 +217,12 @@ pub struct SamplingArgs {
     /// Stop string (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Never repeat an n-gram of generated tokens (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram: usize,
+    /// Repetition penalty on tokens already generated (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -481,6 +487,10 @@ pub struct EvalArgs {
     /// at most 60 tokens) and the candidates are scored after it, as the rationale variants were trained.
     #[arg(long)]
     pub think: bool,
+    /// --model slm: when the model writes a rationale (--think, --explain), it never repeats an n-gram
+    /// of its own tokens (0 = off, the paper's sampling; 3 stops the loops a small model writes).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram: usize,
     /// --model slm: also the paper's protocol — generate (T 0.3, top-p 0.9), hit if the normalised true
     /// title is in the output — written beside the report as <out>.generate.json (+ .jsonl of texts).
     #[arg(long)]

@@ -486,6 +486,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
         }
         let f: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
         f.validate().with_context(|| sl.sft.display().to_string())?;
+        sl.rank.validate().with_context(|| format!("{}: [slm.rank]", path.display()))?;
     }
     for p in &c.protocols {
         parse_protocol(p, true).with_context(|| format!("{}: protocols", path.display()))?;

@@ -49,7 +49,7 @@ fn ensure_default_weights(model: &Path) -> Result<()> {
 }
 
 fn sampling(s: &SamplingArgs) -> SamplingParams {
-    SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, max_tokens: s.max_tokens, stop: s.stop.clone(), ignore_eos: false }
+    SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, max_tokens: s.max_tokens, stop: s.stop.clone(), ignore_eos: false, no_repeat_ngram: s.no_repeat_ngram, repeat_penalty: s.repeat_penalty }
 }
 
 pub fn slm(cmd: SlmCmd) -> Result<()> {

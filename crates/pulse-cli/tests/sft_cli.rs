@@ -63,14 +63,21 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     let gguf = out.join("adapter.gguf");
     assert_eq!(&std::fs::read(&gguf).unwrap()[..4], b"GGUF");
 
+    // `pulse eval` of the tuned model on 4 users' cand5 lists, with the extra flags; returns the report
+    let slm_eval = |extra: &[&str], report: &str| -> serde_json::Value {
+        let rep = d.path().join(report);
+        let rep_s = rep.to_str().unwrap();
+        let ad = gguf.to_str().unwrap();
+        let mut args = vec!["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", ad, "--protocol", "cand5", "--users", "4"];
+        args.extend_from_slice(extra);
+        args.extend(["--out", rep_s]);
+        let r = pulse_in(d.path(), &args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap()
+    };
+
     // the tuned model ranks candidates (llama.cpp + adapter); the score cache lands under runs/
-    let rep = d.path().join("slm-cand5.json");
-    let r = pulse_in(
-        d.path(),
-        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--generate", "--explain", "2", "--out", rep.to_str().unwrap()],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    let v = slm_eval(&["--generate", "--explain", "2"], "slm-cand5.json");
     assert_eq!(v["n_users"], 4);
     let hr = v["metrics"]["hr@1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&hr));
@@ -93,13 +100,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
 
     // PMI scoring: one more pass per row (no history), cached beside the conditional scores, which are
     // reused; a candidate's score is the difference, so the hits follow from the cached log-likelihoods
-    let rep = d.path().join("slm-pmi.json");
-    let r = pulse_in(
-        d.path(),
-        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--score", "pmi", "--out", rep.to_str().unwrap()],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    let v = slm_eval(&["--score", "pmi"], "slm-pmi.json");
     assert_eq!(v["config"]["model"]["rank"]["score"], "pmi");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&cache).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 8, "4 conditional + 4 no-history rows");
@@ -121,13 +122,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
 
     // thinking: the model writes its rationale per row (kept in the cache), the candidates are scored
     // after it; with PMI the prior is the same no-history row as above (cached, not scored again)
-    let rep = d.path().join("slm-think.json");
-    let r = pulse_in(
-        d.path(),
-        &["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", gguf.to_str().unwrap(), "--protocol", "cand5", "--users", "4", "--score", "pmi", "--think", "--out", rep.to_str().unwrap()],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    let v = slm_eval(&["--score", "pmi", "--think"], "slm-think.json");
     assert_eq!(v["config"]["model"]["rank"]["think"], true);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&cache).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 12, "4 thinking rows added");
@@ -146,11 +141,23 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         hits += pmi[1..].iter().all(|&x| pmi[0] > x) as usize;
     }
     assert_eq!(v["metrics"]["hr@1"].as_f64().unwrap(), hits as f64 / 4.0);
+    assert!(v["config"]["model"]["rank"].get("no_repeat_ngram").is_none(), "off: left out of the config");
+
+    // thinking without repeating a 3-gram of its own tokens: new rows under their own keys (the paper's
+    // sampling keeps its old ones), each with its rationale
+    let v = slm_eval(&["--score", "pmi", "--think", "--no-repeat-ngram", "3"], "slm-think-nr3.json");
+    assert_eq!(v["config"]["model"]["rank"]["no_repeat_ngram"], 3);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&cache).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 16, "4 more thinking rows");
+    let nr3: Vec<_> = lines.iter().filter(|l| l["key"].as_str().unwrap().starts_with("think-v1|nr3|")).collect();
+    assert_eq!(nr3.len(), 4);
+    assert!(nr3.iter().all(|l| l["thought"].is_string()), "{nr3:?}");
 
     // bad input: one line, non-zero exit
     for (args, needle) in [
         (vec!["sft", "--data", da, "--model", mo, "--variant", "pulse", "--store", st, "--users", "3", "--out", "x"], "has all of [\"tot-space\"]"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "full", "--out", "y.json"], "candidate lists only"),
+        (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--no-repeat-ngram", "1", "--out", "z.json"], "no_repeat_ngram"),
     ] {
         let r = pulse_in(d.path(), &args);
         let e = String::from_utf8_lossy(&r.stderr);
@@ -158,6 +165,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
     }
     assert!(!d.path().join("x/adapter.gguf").exists());
+    assert!(!d.path().join("z.json").exists());
 }
 
 /// `pulse experiment` with SLM rows: the base model and an SFT variant (trained under runs/sft/, then
@@ -237,5 +245,12 @@ fn experiment_with_slm_rows() {
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.code() == Some(1) && e.contains("[slm] protocols: cand20") && e.trim().lines().count() == 1, "{e}");
+    assert!(!d.path().join("results/slm-bad").exists());
+    // so must a ranker setting that cannot work, before any stage runs
+    let cfg = std::fs::read_to_string(d.path().join("exp.toml")).unwrap() + "[slm.rank]\nthink = true\nno_repeat_ngram = 1\n";
+    std::fs::write(d.path().join("bad.toml"), cfg.replace("slm-rows", "slm-bad")).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.code() == Some(1) && e.contains("[slm.rank]") && e.contains("no_repeat_ngram: 1") && e.trim().lines().count() == 1, "{e}");
     assert!(!d.path().join("results/slm-bad").exists());
 }

@@ -43,6 +43,7 @@ impl Default for RationaleConfig {
                 max_tokens: 150,
                 stop: vec!["\"}".into()],
                 ignore_eos: false,
+                ..SamplingParams::default()
             },
             attempts: 3,
         }

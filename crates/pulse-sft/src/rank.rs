@@ -49,11 +49,29 @@ pub struct RankConfig {
     /// Not written when off.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub think: bool,
+    /// When the model writes a rationale (thinking, explanations): never repeat an n-gram of its own
+    /// tokens (0 = off, the paper's sampling). A 135M model's rationales loop ("0.5 fl. oz. 0.5 fl.
+    /// oz. ..."); this forbids the loop outright. Not written when off.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub no_repeat_ngram: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl RankConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.no_repeat_ngram == 1 {
+            return Err(SftError::Invalid("rank.no_repeat_ngram: 1 would forbid every token twice (use ≥ 2, or 0 = off)".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RankConfig {
     fn default() -> Self {
-        RankConfig { history: 3, title_words: 10, score: Scoring::Sum, think: false }
+        RankConfig { history: 3, title_words: 10, score: Scoring::Sum, think: false, no_repeat_ngram: 0 }
     }
 }
 
@@ -97,6 +115,7 @@ impl SlmRanker {
     /// `cache`: the JSON-lines score cache (created if missing; lines of other models / settings are
     /// kept but unused).
     pub fn new(name: &str, engine: LlamaEngine, ds: &Dataset, cfg: RankConfig, cache: Option<&Path>) -> Result<Self> {
+        cfg.validate()?;
         let titles = (0..ds.items.len() as u32).map(|i| title(ds, i, cfg.title_words)).collect();
         let key = format!("{}|{RANK_PROMPT_VERSION}|{}|{}", engine.model().key(), cfg.history, cfg.title_words);
         let mut map = HashMap::new();
@@ -186,7 +205,12 @@ impl SlmRanker {
     /// generation), then each row's candidates are scored after "Let me think: <rationale>. The
     /// recommendation is "; returns every row's log-likelihoods.
     fn think_rows(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let keys: Vec<String> = histories.iter().zip(candidates).map(|(h, c)| format!("{THINK_VERSION}|{}", self.row_key(h, c))).collect();
+        // Rows thought with the paper's sampling keep their old keys.
+        let how = match self.cfg.no_repeat_ngram {
+            0 => String::new(),
+            n => format!("nr{n}|"),
+        };
+        let keys: Vec<String> = histories.iter().zip(candidates).map(|(h, c)| format!("{THINK_VERSION}|{how}{}", self.row_key(h, c))).collect();
         let todo: Vec<usize> = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             (0..keys.len()).filter(|&i| !c.0.contains_key(&keys[i])).collect()
@@ -198,7 +222,7 @@ impl SlmRanker {
                     prompt: self.prompt_with(histories[i], candidates[i], crate::data::THINK_OPENING),
                     n: 1,
                     seed: fnv(keys[i].as_bytes()),
-                    params: think_params(),
+                    params: self.think_params(),
                 })
                 .collect();
             let mut e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,18 +259,23 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// How a "Let me think" rationale is sampled at test time (the paper's T = 0.3, top-p 0.9; at most 60
-/// tokens, stopped where the model starts naming the item). The prompt ends "Let me think:" without the
-/// space: in training the space belongs to the rationale's first token, and a prompt ending in a bare
-/// space token sent the model to a new line (every rationale came out empty).
-fn think_params() -> pulse_slm::SamplingParams {
-    pulse_slm::SamplingParams {
-        temperature: 0.3,
-        top_k: 0,
-        top_p: 0.9,
-        max_tokens: 60,
-        stop: vec!["The recommendation is".into()],
-        ignore_eos: false,
+impl SlmRanker {
+    /// How a "Let me think" rationale is sampled at test time (the paper's T = 0.3, top-p 0.9; at most 60
+    /// tokens, stopped where the model starts naming the item; `no_repeat_ngram` from the config). The
+    /// prompt ends "Let me think:" without the space: in training the space belongs to the rationale's
+    /// first token, and a prompt ending in a bare space token sent the model to a new line (every
+    /// rationale came out empty).
+    fn think_params(&self) -> pulse_slm::SamplingParams {
+        pulse_slm::SamplingParams {
+            temperature: 0.3,
+            top_k: 0,
+            top_p: 0.9,
+            max_tokens: 60,
+            stop: vec!["The recommendation is".into()],
+            ignore_eos: false,
+            no_repeat_ngram: self.cfg.no_repeat_ngram,
+            ..pulse_slm::SamplingParams::default()
+        }
     }
 }
 
@@ -289,7 +318,7 @@ impl SlmRanker {
     /// output. (Substring matching over sampled text can over-count; the likelihood ranking is the exact
     /// measure, this one is reported beside it for comparison with the paper.)
     pub fn generate_hits(&self, rows: &[Row<'_>], seed: u64) -> Result<Vec<Generated>> {
-        let params = pulse_slm::SamplingParams { temperature: 0.3, top_k: 0, top_p: 0.9, max_tokens: 32, stop: vec!["\n".into()], ignore_eos: false };
+        let params = pulse_slm::SamplingParams { temperature: 0.3, top_k: 0, top_p: 0.9, max_tokens: 32, stop: vec!["\n".into()], ignore_eos: false, ..pulse_slm::SamplingParams::default() };
         let reqs: Vec<pulse_slm::GenRequest> = rows
             .iter()
             .enumerate()
@@ -315,7 +344,7 @@ impl SlmRanker {
             .enumerate()
             .map(|(i, r)| {
                 let prompt = self.prompt_with(r.history, r.candidates, crate::data::THINK_OPENING);
-                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: think_params() }
+                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: self.think_params() }
             })
             .collect();
         let out = self.engine.lock().unwrap_or_else(|e| e.into_inner()).generate_all(&reqs).map_err(|e| SftError::Invalid(e.to_string()))?;

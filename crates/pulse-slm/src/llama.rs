@@ -480,6 +480,8 @@ struct Slot {
     rng: Rng,
     bytes: Vec<u8>,
     new_tokens: usize,
+    /// The tokens generated so far (read by the repetition settings).
+    generated: Vec<u32>,
     /// Index of this slot's logits row in the current batch.
     row: Option<i32>,
 }
@@ -558,6 +560,7 @@ impl Generator for LlamaEngine {
                 rng: Rng::new(0),
                 bytes: Vec::new(),
                 new_tokens: 0,
+                generated: Vec::new(),
                 row: None,
             })
             .collect();
@@ -610,6 +613,7 @@ impl Generator for LlamaEngine {
                     slot.rng = Rng::derive(req.seed, &format!("sample-{sample_idx}"));
                     slot.bytes.clear();
                     slot.new_tokens = 0;
+                    slot.generated.clear();
                 }
                 jobs[ji].slots = free;
             }
@@ -684,13 +688,14 @@ impl Generator for LlamaEngine {
                 for g in group {
                     let req = &requests[jobs[ji].req];
                     let p = &req.params;
-                    let tok = sample(&logits_buf, p, &mut slots[g].rng, &mut scratch);
                     let slot = &mut slots[g];
+                    let tok = sample(&logits_buf, p, &slot.generated, &mut slot.rng, &mut scratch);
                     let mut finish = None;
                     if !p.ignore_eos && eog.get(tok as usize).copied().unwrap_or(false) {
                         finish = Some(Finish::Eos);
                     } else {
                         slot.new_tokens += 1;
+                        slot.generated.push(tok);
                         let piece = &pieces[tok as usize];
                         slot.bytes.extend_from_slice(piece);
                         if !p.stop.is_empty() {

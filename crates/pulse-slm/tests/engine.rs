@@ -30,7 +30,7 @@ fn chat(q: &str) -> Prompt {
 }
 
 fn sampled(max_tokens: usize) -> SamplingParams {
-    SamplingParams { temperature: 1.0, top_k: 51, top_p: 0.95, max_tokens, stop: vec![], ignore_eos: false }
+    SamplingParams { temperature: 1.0, top_k: 51, top_p: 0.95, max_tokens, stop: vec![], ignore_eos: false, ..SamplingParams::default() }
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn greedy_limits_and_stop_strings() {
     assert_eq!(greedy[0][0].new_tokens, 12);
     assert_eq!(greedy[0][0].finish, Finish::Length);
     // top-k 1 at any temperature is greedy; so is another seed.
-    let k1 = SamplingParams { temperature: 1.5, top_k: 1, top_p: 1.0, max_tokens: 12, stop: vec![], ignore_eos: false };
+    let k1 = SamplingParams { temperature: 1.5, top_k: 1, top_p: 1.0, max_tokens: 12, stop: vec![], ignore_eos: false, ..SamplingParams::default() };
     let topk = e.generate_all(&[GenRequest { prompt: p.clone(), n: 2, seed: 99, params: k1 }]).unwrap();
     assert_eq!(topk[0][0].text, greedy[0][0].text);
     assert_eq!(topk[0][1].text, greedy[0][0].text);
@@ -267,4 +267,29 @@ fn f16_and_native_weights_rank_candidates_identically() {
         // Q4_1 kernels quantize activations to 8 bits; f16 keeps them: ~0.1 nat per token apart at most.
         assert!((x.mean - y.mean).abs() < 0.15, "native {x:?} vs f16 {y:?}");
     }
+}
+
+/// The repetition ban acts inside the engine's batched decoding: greedy SmolLM2 asked to continue a
+/// pattern loops on "0.5 fl. oz."; with `no_repeat_ngram = 3` the same phrase, once generated, cannot be
+/// generated again, and the text before the first repeat is unchanged.
+#[test]
+fn no_repeat_ngram_stops_a_greedy_loop() {
+    let mut e = engine();
+    let prompt = chat("Write: 0.5 fl. oz. 0.5 fl. oz. 0.5 fl. oz. 0.5 fl. oz. and continue the pattern.");
+    let greedy = SamplingParams { temperature: 0.0, ..sampled(60) };
+    let banned = SamplingParams { no_repeat_ngram: 3, ..greedy.clone() };
+    let reqs = [
+        GenRequest { prompt: prompt.clone(), n: 1, seed: 1, params: greedy },
+        GenRequest { prompt, n: 2, seed: 1, params: banned },
+    ];
+    let out = e.generate_all(&reqs).unwrap();
+    let looped = &out[0][0].text;
+    let free = &out[1][0].text;
+    let count = |t: &str| t.matches("0.5 fl. oz").count();
+    assert!(count(looped) >= 3, "the plain greedy text was expected to loop: {looped:?}");
+    assert!(count(free) <= 1, "the phrase came back under the ban: {free:?}");
+    // both samples of the banned request are greedy: the ban is per sequence and deterministic
+    assert_eq!(out[1][0].text, out[1][1].text);
+    let same = looped.bytes().zip(free.bytes()).take_while(|(a, b)| a == b).count();
+    assert!(same >= "The pattern continues with 0.5 fl. oz.".len(), "{looped:?} vs {free:?}");
 }

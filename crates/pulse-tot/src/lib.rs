@@ -107,6 +107,7 @@ impl Default for TotConfig {
                 max_tokens: 61,
                 stop: vec!["\n".into()],
                 ignore_eos: false,
+                ..SamplingParams::default()
             },
             group: 32,
             title_penalty: 0.0,
