@@ -3,9 +3,12 @@
 # trained with the loss on the rationale, ranked after their own "Let me think:" rationale) against the same
 # adapters ranked without one and plain SFT on the same 500 users (configs/think-luxury-beauty-500-direct.toml),
 # and the 500-user pipeline's rows trained the method's way (results/pipeline-luxury-beauty-500/); every row
-# ranks the same 200 test users' cand5 lists. Writes compare.txt into the think results.
+# ranks the same 200 test users' cand5 lists; and the same thinking ranker with the model barred from
+# repeating a 3-gram of its own tokens (configs/think-luxury-beauty-500-norepeat.toml). Writes compare.txt into
+# the think results.
 #   pulse experiment configs/think-luxury-beauty-500.toml
 #   pulse experiment configs/think-luxury-beauty-500-direct.toml
+#   pulse experiment configs/think-luxury-beauty-500-norepeat.toml
 #   bash scripts/compare-think.sh [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,7 @@ P=${1:-target/release/pulse}
 T=results/think-luxury-beauty-500
 D=results/think-luxury-beauty-500-direct
 R=results/pipeline-luxury-beauty-500
+N=results/think-luxury-beauty-500-norepeat
 [ -f "$T/pulse-cand5.json" ] || { echo "compare-think.sh: no $T/pulse-cand5.json (run the experiment first)" >&2; exit 1; }
 pairs=(
   "$T/pulse $T/sft-reasons"
@@ -21,6 +25,8 @@ pairs=(
   "$T/pulse $D/sft-plain" "$T/sft-reasons $D/sft-plain"
   "$T/pulse $R/sft-plain" "$T/sft-reasons $R/sft-plain" "$D/pulse $R/sft-plain" "$D/sft-reasons $R/sft-plain"
   "$T/pulse $R/pulse" "$T/sft-reasons $R/sft-reasons"
+  "$N/pulse $T/pulse" "$N/sft-reasons $T/sft-reasons" "$N/pulse $N/sft-reasons"
+  "$N/pulse $D/pulse" "$N/sft-reasons $D/sft-reasons" "$N/pulse $D/sft-plain" "$N/sft-reasons $D/sft-plain"
 )
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

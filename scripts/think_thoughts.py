@@ -7,10 +7,12 @@ directories, this collects the rationales of that model's thinking rows (the cac
 with its adapter, the ranker's settings, the history and the candidates, as `pulse_sft::rank` writes it;
 an adapter is one experiment's, so these are the rows it ranked) and measures them — and, where the adapter's folder is here, the rationales it was trained on (its
 examples.jsonl) — : empty ones, words, and *loops* — a rationale in which one word 3-gram occurs 3 or more
-times ("3.4 fl. oz. 3.4 fl. oz. 3.4 fl. oz."), the way a 135M model degenerates at a low temperature.
+times ("3.4 fl. oz. 3.4 fl. oz. 3.4 fl. oz."), the way a 135M model degenerates at a low temperature —
+and the share of its words that are words rather than numbers and sizes.
 
     python3 scripts/think_thoughts.py --cache runs/amazon2018-luxury-beauty-31a181a32a4f5124/slm-scores.jsonl \
-        --results results/think-luxury-beauty-500 --out results/think-thoughts
+        --results results/think-luxury-beauty-500 --results results/think-luxury-beauty-500-norepeat \
+        --out results/think-thoughts
 
 Writes OUT/table.md (the README includes it), OUT/thoughts.json and OUT/<experiment>-<model>.jsonl (the
 rationales themselves, so they outlive runs/). Read-only on the cache.
@@ -19,6 +21,7 @@ import argparse
 import collections
 import json
 import pathlib
+import re
 import statistics
 import sys
 
@@ -27,6 +30,15 @@ def loops(text, n=3, times=3):
     w = text.lower().split()
     grams = collections.Counter(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
     return any(c >= times for c in grams.values())
+
+
+def lettered(texts):
+    """Mean share of a rationale's words that are words (two letters or more, no digit; empty rationales
+    left out). Barred from repeating a token 3-gram, the model no longer loops but counts and lists sizes
+    ("1. 1 fl. oz. 2. 3. 4. 5. ...", "1.7 oz. 17.777 fl. oz"), which the 3-gram test cannot see."""
+    shares = [sum(1 for x in w if re.search("[a-z]{2}", x) and not re.search("[0-9]", x)) / len(w)
+              for w in (t.lower().split() for t in texts) if w]
+    return statistics.mean(shares) if shares else 0.0
 
 
 def read_cache(path):
@@ -51,7 +63,8 @@ def rows_of(result):
     rank = m.get("rank") if isinstance(m, dict) else None
     if not rank or not rank.get("think"):
         return None
-    return r, f"think-v1|{m['slm']['sha256']}:{m['slm']['runtime']}|{m['prompt_version']}|{rank['history']}|{rank['title_words']}|"
+    how = f"nr{rank['no_repeat_ngram']}|" if rank.get("no_repeat_ngram") else ""
+    return r, f"think-v1|{how}{m['slm']['sha256']}:{m['slm']['runtime']}|{m['prompt_version']}|{rank['history']}|{rank['title_words']}|"
 
 
 def training_rationales(sft_dir):
@@ -99,10 +112,12 @@ def main():
                 "empty": sum(1 for t in thoughts if not t.strip()) / len(thoughts),
                 "loops": sum(1 for t in thoughts if loops(t)) / len(thoughts),
                 "words_mean": statistics.mean(words),
+                "lettered_words": lettered(thoughts),
                 "trained_on": None if trained is None else {
                     "rationales": len(trained),
                     "loops": sum(1 for t in trained if loops(t)) / len(trained),
                     "words_mean": statistics.mean(len(t.split()) for t in trained),
+                    "lettered_words": lettered(trained),
                 },
             })
             dumps[f"{d.name}-{r['model']}"] = thoughts
@@ -113,13 +128,13 @@ def main():
         (a.out / f"{name}.jsonl").write_text("".join(json.dumps({"thought": t}, ensure_ascii=False) + "\n" for t in sorted(thoughts)))
     (a.out / "thoughts.json").write_text(json.dumps({"cache": str(a.cache), "rows": report}, indent=1) + "\n")
     lines = ["| experiment | model | cand5 hr@1 | rationales written | empty | loops (a 3-gram 3+ times) | words (mean) | "
-             "trained on: rationales | their loops | their words |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "share that are words | trained on: rationales | their loops | their words | their share that are words |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in report:
         t = x["trained_on"]
-        tr = "– | – | –" if t is None else f"{t['rationales']} | {t['loops']:.3f} | {t['words_mean']:.1f}"
+        tr = "– | – | – | –" if t is None else f"{t['rationales']} | {t['loops']:.3f} | {t['words_mean']:.1f} | {t['lettered_words']:.3f}"
         lines.append(f"| {x['experiment']} | {x['model']} | {x['hr@1']:.3f} | {x['rationales']} | {x['empty']:.3f} | "
-                     f"{x['loops']:.3f} | {x['words_mean']:.1f} | {tr} |")
+                     f"{x['loops']:.3f} | {x['words_mean']:.1f} | {x['lettered_words']:.3f} | {tr} |")
     lines += ["", f"The rationales the tuned models wrote before ranking, from the score cache by `scripts/think_thoughts.py` "
               f"(`results/{a.out.name}/thoughts.json`; the texts in `results/{a.out.name}/*.jsonl`)."]
     (a.out / "table.md").write_text("\n".join(lines) + "\n")
