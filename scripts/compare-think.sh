@@ -4,11 +4,12 @@
 # adapters ranked without one and plain SFT on the same 500 users (configs/think-luxury-beauty-500-direct.toml),
 # and the 500-user pipeline's rows trained the method's way (results/pipeline-luxury-beauty-500/); every row
 # ranks the same 200 test users' cand5 lists; and the same thinking ranker with the model barred from
-# repeating a 3-gram of its own tokens (configs/think-luxury-beauty-500-norepeat.toml). Writes compare.txt into
-# the think results.
+# repeating a 3-gram of its own tokens (configs/think-luxury-beauty-500-norepeat.toml) or penalised for reusing a
+# token (configs/think-luxury-beauty-500-penalty.toml). Writes compare.txt into the think results.
 #   pulse experiment configs/think-luxury-beauty-500.toml
 #   pulse experiment configs/think-luxury-beauty-500-direct.toml
 #   pulse experiment configs/think-luxury-beauty-500-norepeat.toml
+#   pulse experiment configs/think-luxury-beauty-500-penalty.toml
 #   bash scripts/compare-think.sh [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ T=results/think-luxury-beauty-500
 D=results/think-luxury-beauty-500-direct
 R=results/pipeline-luxury-beauty-500
 N=results/think-luxury-beauty-500-norepeat
+Q=results/think-luxury-beauty-500-penalty
 [ -f "$T/pulse-cand5.json" ] || { echo "compare-think.sh: no $T/pulse-cand5.json (run the experiment first)" >&2; exit 1; }
 pairs=(
   "$T/pulse $T/sft-reasons"
@@ -27,6 +29,8 @@ pairs=(
   "$T/pulse $R/pulse" "$T/sft-reasons $R/sft-reasons"
   "$N/pulse $T/pulse" "$N/sft-reasons $T/sft-reasons" "$N/pulse $N/sft-reasons"
   "$N/pulse $D/pulse" "$N/sft-reasons $D/sft-reasons" "$N/pulse $D/sft-plain" "$N/sft-reasons $D/sft-plain"
+  "$Q/pulse $T/pulse" "$Q/sft-reasons $T/sft-reasons" "$Q/pulse $Q/sft-reasons"
+  "$Q/pulse $D/pulse" "$Q/sft-reasons $D/sft-reasons" "$Q/pulse $N/pulse" "$Q/sft-reasons $N/sft-reasons"
 )
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -12,7 +12,7 @@ and the share of its words that are words rather than numbers and sizes.
 
     python3 scripts/think_thoughts.py --cache runs/amazon2018-luxury-beauty-31a181a32a4f5124/slm-scores.jsonl \
         --results results/think-luxury-beauty-500 --results results/think-luxury-beauty-500-norepeat \
-        --out results/think-thoughts
+        --results results/think-luxury-beauty-500-penalty --out results/think-thoughts
 
 Writes OUT/table.md (the README includes it), OUT/thoughts.json and OUT/<experiment>-<model>.jsonl (the
 rationales themselves, so they outlive runs/). Read-only on the cache.
@@ -64,6 +64,7 @@ def rows_of(result):
     if not rank or not rank.get("think"):
         return None
     how = f"nr{rank['no_repeat_ngram']}|" if rank.get("no_repeat_ngram") else ""
+    how += f"rp{rank['repeat_penalty']:g}|" if rank.get("repeat_penalty", 1.0) != 1.0 else ""
     return r, f"think-v1|{how}{m['slm']['sha256']}:{m['slm']['runtime']}|{m['prompt_version']}|{rank['history']}|{rank['title_words']}|"
 
 

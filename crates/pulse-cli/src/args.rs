@@ -491,6 +491,10 @@ pub struct EvalArgs {
     /// of its own tokens (0 = off, the paper's sampling; 3 stops the loops a small model writes).
     #[arg(long, default_value_t = 0)]
     pub no_repeat_ngram: usize,
+    /// --model slm: when the model writes a rationale, CTRL's repetition penalty on the tokens it has
+    /// written (1 = off, the paper's sampling).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
     /// --model slm: also the paper's protocol — generate (T 0.3, top-p 0.9), hit if the normalised true
     /// title is in the output — written beside the report as <out>.generate.json (+ .jsonl of texts).
     #[arg(long)]

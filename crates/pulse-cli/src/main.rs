@@ -87,7 +87,7 @@ fn run(cli: Cli) -> Result<()> {
                     if matches!(p, pulse_eval::Protocol::Full { .. }) {
                         bail!("--model slm ranks candidate lists only: use --protocol cand5 or cand20");
                     }
-                    slm_ranker(&l, &a.slm, a.adapter.as_deref(), pulse_sft::rank::RankConfig { score: a.score.into(), think: a.think, no_repeat_ngram: a.no_repeat_ngram, ..Default::default() })?
+                    slm_ranker(&l, &a.slm, a.adapter.as_deref(), pulse_sft::rank::RankConfig { score: a.score.into(), think: a.think, no_repeat_ngram: a.no_repeat_ngram, repeat_penalty: a.repeat_penalty, ..Default::default() })?
                 }
                 _ => train_model(a.model, &l, &sasrec, &ts, a.seed, a.checkpoint_dir.clone(), cli.quiet)?,
             };

@@ -158,6 +158,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         (vec!["sft", "--data", da, "--model", mo, "--variant", "pulse", "--store", st, "--users", "3", "--out", "x"], "has all of [\"tot-space\"]"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "full", "--out", "y.json"], "candidate lists only"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--no-repeat-ngram", "1", "--out", "z.json"], "no_repeat_ngram"),
+        (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--repeat-penalty", "0.5", "--out", "z.json"], "repeat_penalty: 0.5"),
     ] {
         let r = pulse_in(d.path(), &args);
         let e = String::from_utf8_lossy(&r.stderr);

@@ -54,6 +54,14 @@ pub struct RankConfig {
     /// oz. ..."); this forbids the loop outright. Not written when off.
     #[serde(skip_serializing_if = "is_zero")]
     pub no_repeat_ngram: usize,
+    /// When the model writes a rationale: CTRL's repetition penalty on the tokens it has written (1 = off,
+    /// the paper's sampling). Not written when off.
+    #[serde(skip_serializing_if = "is_one")]
+    pub repeat_penalty: f32,
+}
+
+fn is_one(x: &f32) -> bool {
+    *x == 1.0
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -65,13 +73,16 @@ impl RankConfig {
         if self.no_repeat_ngram == 1 {
             return Err(SftError::Invalid("rank.no_repeat_ngram: 1 would forbid every token twice (use ≥ 2, or 0 = off)".into()));
         }
+        if !(self.repeat_penalty >= 1.0 && self.repeat_penalty.is_finite()) {
+            return Err(SftError::Invalid(format!("rank.repeat_penalty: {} (must be ≥ 1; 1 = off)", self.repeat_penalty)));
+        }
         Ok(())
     }
 }
 
 impl Default for RankConfig {
     fn default() -> Self {
-        RankConfig { history: 3, title_words: 10, score: Scoring::Sum, think: false, no_repeat_ngram: 0 }
+        RankConfig { history: 3, title_words: 10, score: Scoring::Sum, think: false, no_repeat_ngram: 0, repeat_penalty: 1.0 }
     }
 }
 
@@ -206,10 +217,13 @@ impl SlmRanker {
     /// recommendation is "; returns every row's log-likelihoods.
     fn think_rows(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         // Rows thought with the paper's sampling keep their old keys.
-        let how = match self.cfg.no_repeat_ngram {
-            0 => String::new(),
-            n => format!("nr{n}|"),
-        };
+        let mut how = String::new();
+        if self.cfg.no_repeat_ngram > 0 {
+            how += &format!("nr{}|", self.cfg.no_repeat_ngram);
+        }
+        if self.cfg.repeat_penalty != 1.0 {
+            how += &format!("rp{}|", self.cfg.repeat_penalty);
+        }
         let keys: Vec<String> = histories.iter().zip(candidates).map(|(h, c)| format!("{THINK_VERSION}|{how}{}", self.row_key(h, c))).collect();
         let todo: Vec<usize> = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -261,10 +275,10 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 impl SlmRanker {
     /// How a "Let me think" rationale is sampled at test time (the paper's T = 0.3, top-p 0.9; at most 60
-    /// tokens, stopped where the model starts naming the item; `no_repeat_ngram` from the config). The
-    /// prompt ends "Let me think:" without the space: in training the space belongs to the rationale's
-    /// first token, and a prompt ending in a bare space token sent the model to a new line (every
-    /// rationale came out empty).
+    /// tokens, stopped where the model starts naming the item; `no_repeat_ngram` and `repeat_penalty` from
+    /// the config). The prompt ends "Let me think:" without the space: in training the space belongs to
+    /// the rationale's first token, and a prompt ending in a bare space token sent the model to a new line
+    /// (every rationale came out empty).
     fn think_params(&self) -> pulse_slm::SamplingParams {
         pulse_slm::SamplingParams {
             temperature: 0.3,
@@ -274,6 +288,7 @@ impl SlmRanker {
             stop: vec!["The recommendation is".into()],
             ignore_eos: false,
             no_repeat_ngram: self.cfg.no_repeat_ngram,
+            repeat_penalty: self.cfg.repeat_penalty,
             ..pulse_slm::SamplingParams::default()
         }
     }
