@@ -52,31 +52,40 @@ pub struct RankConfig {
     /// When the model writes a rationale (thinking, explanations): never repeat an n-gram of its own
     /// tokens (0 = off, the paper's sampling). A 135M model's rationales loop ("0.5 fl. oz. 0.5 fl.
     /// oz. ..."); this forbids the loop outright. Not written when off.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "pulse_slm::sampling::is_zero")]
     pub no_repeat_ngram: usize,
     /// When the model writes a rationale: CTRL's repetition penalty on the tokens it has written (1 = off,
     /// the paper's sampling). Not written when off.
-    #[serde(skip_serializing_if = "is_one")]
+    #[serde(skip_serializing_if = "pulse_slm::sampling::is_one")]
     pub repeat_penalty: f32,
 }
 
-fn is_one(x: &f32) -> bool {
-    *x == 1.0
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 impl RankConfig {
+    /// The sampler's own checks on the sampling these settings give a written rationale, named as
+    /// `rank.<field>`.
     pub fn validate(&self) -> Result<()> {
-        if self.no_repeat_ngram == 1 {
-            return Err(SftError::Invalid("rank.no_repeat_ngram: 1 would forbid every token twice (use ≥ 2, or 0 = off)".into()));
+        self.think_sampling().validate().map_err(|e| match e {
+            pulse_slm::SlmError::Param(field, msg) => SftError::Invalid(format!("rank.{field}: {msg}")),
+            other => SftError::Invalid(other.to_string()),
+        })
+    }
+
+    /// How a "Let me think" rationale is sampled at test time (the paper's T = 0.3, top-p 0.9; at most 60
+    /// tokens, stopped where the model starts naming the item; `no_repeat_ngram` and `repeat_penalty` from
+    /// the config). The prompt ends "Let me think:" without the space: in training the space belongs to
+    /// the rationale's first token, and a prompt ending in a bare space token sent the model to a new line
+    /// (every rationale came out empty).
+    fn think_sampling(&self) -> pulse_slm::SamplingParams {
+        pulse_slm::SamplingParams {
+            temperature: 0.3,
+            top_k: 0,
+            top_p: 0.9,
+            max_tokens: 60,
+            stop: vec!["The recommendation is".into()],
+            ignore_eos: false,
+            no_repeat_ngram: self.no_repeat_ngram,
+            repeat_penalty: self.repeat_penalty,
         }
-        if !(self.repeat_penalty >= 1.0 && self.repeat_penalty.is_finite()) {
-            return Err(SftError::Invalid(format!("rank.repeat_penalty: {} (must be ≥ 1; 1 = off)", self.repeat_penalty)));
-        }
-        Ok(())
     }
 }
 
@@ -236,7 +245,7 @@ impl SlmRanker {
                     prompt: self.prompt_with(histories[i], candidates[i], crate::data::THINK_OPENING),
                     n: 1,
                     seed: fnv(keys[i].as_bytes()),
-                    params: self.think_params(),
+                    params: self.cfg.think_sampling(),
                 })
                 .collect();
             let mut e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
@@ -271,27 +280,6 @@ pub fn shown_order(candidates: &[u32]) -> Vec<u32> {
 /// FNV-1a: a seed from bytes, the same on every machine.
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
-impl SlmRanker {
-    /// How a "Let me think" rationale is sampled at test time (the paper's T = 0.3, top-p 0.9; at most 60
-    /// tokens, stopped where the model starts naming the item; `no_repeat_ngram` and `repeat_penalty` from
-    /// the config). The prompt ends "Let me think:" without the space: in training the space belongs to
-    /// the rationale's first token, and a prompt ending in a bare space token sent the model to a new line
-    /// (every rationale came out empty).
-    fn think_params(&self) -> pulse_slm::SamplingParams {
-        pulse_slm::SamplingParams {
-            temperature: 0.3,
-            top_k: 0,
-            top_p: 0.9,
-            max_tokens: 60,
-            stop: vec!["The recommendation is".into()],
-            ignore_eos: false,
-            no_repeat_ngram: self.cfg.no_repeat_ngram,
-            repeat_penalty: self.cfg.repeat_penalty,
-            ..pulse_slm::SamplingParams::default()
-        }
-    }
 }
 
 /// The rationale in a "Let me think:" continuation: its first non-empty line (the tuned models often
@@ -359,7 +347,7 @@ impl SlmRanker {
             .enumerate()
             .map(|(i, r)| {
                 let prompt = self.prompt_with(r.history, r.candidates, crate::data::THINK_OPENING);
-                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: self.think_params() }
+                pulse_slm::GenRequest { prompt, n: 1, seed: seed.wrapping_add(i as u64), params: self.cfg.think_sampling() }
             })
             .collect();
         let out = self.engine.lock().unwrap_or_else(|e| e.into_inner()).generate_all(&reqs).map_err(|e| SftError::Invalid(e.to_string()))?;

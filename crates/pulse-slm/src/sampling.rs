@@ -33,11 +33,13 @@ pub struct SamplingParams {
     pub repeat_penalty: f32,
 }
 
-fn is_zero(n: &usize) -> bool {
+/// serde: leave a setting out when off (also used by the ranker's settings).
+pub fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-fn is_one(x: &f32) -> bool {
+/// serde: leave a factor out when it is 1.
+pub fn is_one(x: &f32) -> bool {
     *x == 1.0
 }
 
