@@ -5,7 +5,10 @@ A rationale explains why the user chose the target; the SFT texts put it right b
 is <title>", while the ranker's test prompt has no rationale. A rationale that already names the item lets
 training copy the answer from it. This measures that: for each stored rationale, the share of the target
 title's content words (lower-cased alphanumeric runs of 3+ characters, minus the stop list of the SFT title
-mask, read from crates/pulse-rationale/src/words.rs) that occur in the rationale.
+mask, read from crates/pulse-rationale/src/words.rs) that occur in the rationale. With --history it also
+measures how much of a rationale is copied from the history it was written for: the share of the rationale's
+content words found in the stored history's titles but not in the chosen title's (a judge that compares a
+rationale with B(history, chosen) pays for those too).
 
     python3 scripts/rationale_overlap.py --store runs/pipeline-luxury-beauty-500/rationales.sqlite \
         --items data/amazon2018-luxury-beauty/items.tsv --out results/rationale-overlap-pipeline-500
@@ -72,19 +75,23 @@ def main():
     ap.add_argument("--store", required=True)
     ap.add_argument("--items", required=True, help="items.tsv of the dataset (item_id, asin, title)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--history", action="store_true", help="add the share of each rationale's words taken from its history's titles")
     a = ap.parse_args()
     titles = read_titles(a.items)
     store, con = open_store(a.store)
-    rows = con.execute("select method, target, rationale from rationales where rationale is not null").fetchall()
+    rows = con.execute("select method, target, rationale, history from rationales where rationale is not null").fetchall()
     by = {}
-    for method, target, rat in rows:
+    for method, target, rat, history in rows:
         tw = words(titles.get(target, ""))
         if not tw:
             continue
         rw = words(rat)
-        d = by.setdefault(method, {"recall": [], "words": []})
+        d = by.setdefault(method, {"recall": [], "words": [], "from_history": []})
         d["recall"].append(len(tw & rw) / len(tw))
         d["words"].append(len(rat.split()))
+        if a.history and rw:
+            hw = set().union(*(words(titles.get(h, "")) for h in json.loads(history))) - tw
+            d["from_history"].append(len(rw & hw) / len(rw))
     if not by:
         sys.exit(f"{store}: no rationales whose target has a title in {a.items}")
     out = {}
@@ -97,14 +104,18 @@ def main():
             "share_none": round(sum(x == 0 for x in rec) / len(rec), 4),
             "mean_words": round(statistics.mean(d["words"]), 1),
         }
+        if a.history:
+            out[m]["mean_share_from_history"] = round(statistics.mean(d["from_history"]), 4)
     o = pathlib.Path(a.out)
     o.mkdir(parents=True, exist_ok=True)
     (o / "overlap.json").write_text(json.dumps({"store": a.store, "items": a.items, "methods": out}, indent=2) + "\n")
-    t = ("| method | rationales | title words restated (mean) | ≥ half of the title's words | none of them | words per rationale |\n"
-         "|---|---|---|---|---|---|\n")
+    hcol = " rationale's words from the history's titles (mean) |" if a.history else ""
+    t = (f"| method | rationales | title words restated (mean) | ≥ half of the title's words | none of them | words per rationale |{hcol}\n"
+         "|---|---|---|---|---|---|" + ("---|" if a.history else "") + "\n")
     for m, v in out.items():
+        h = f" {v['mean_share_from_history']:.3f} |" if a.history else ""
         t += (f"| {m} | {v['rationales']} | {v['mean_title_word_recall']:.3f} | {v['share_half_or_more']:.3f} | "
-              f"{v['share_none']:.3f} | {v['mean_words']:.1f} |\n")
+              f"{v['share_none']:.3f} | {v['mean_words']:.1f} |{h}\n")
     t += f"\nFrom `{a.store}` by `scripts/rationale_overlap.py` (`{o}/overlap.json`).\n"
     (o / "table.md").write_text(t)
     print(t, end="")

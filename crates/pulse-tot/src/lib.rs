@@ -7,7 +7,10 @@
 //! same store as the initial rationales (method `tot-space` / `tot-likelihood`, settings in `params`, chain
 //! score in `score`, the whole tree in `raw`), committed a group of users at a time, so a killed run resumes.
 //! With `title_penalty` > 0 every chain's score (and what is stored) is the judge's minus that much per
-//! share of the chosen title's words the chain restates.
+//! share of the chosen title's words the chain restates. With `contrast_negatives` = k > 0 the Thought-Space
+//! judge is contrastive: cos(R(chain), B(history, chosen)) minus the mean of cos(R(chain), B(history, n)) over
+//! k items n the user never touched, so what a chain shares with the history (restated history titles)
+//! cancels and only what singles out the chosen item scores.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -82,10 +85,22 @@ pub struct TotConfig {
     /// default, and then absent from the serialised settings, so rows stored before the option keep their keys.
     #[serde(skip_serializing_if = "is_zero")]
     pub title_penalty: f64,
+    /// With k > 0 a Thought-Space chain scores cos(R(chain), B(history, chosen)) − mean over k negatives of
+    /// cos(R(chain), B(history, negative)): the same history with an item the user never touched (uniform
+    /// over the catalogue, seeded by the run seed and the choice — the cand protocols' kind of negative)
+    /// in place of the chosen one. B reads the history's titles too, so the plain cosine also pays a chain
+    /// for restating the *history*; here that part cancels. 0 (the method's judge) by default, and then
+    /// absent from the serialised settings. The likelihood judge has no use for it and refuses it.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub contrast_negatives: usize,
 }
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
 }
 
 impl Default for TotConfig {
@@ -111,6 +126,7 @@ impl Default for TotConfig {
             },
             group: 32,
             title_penalty: 0.0,
+            contrast_negatives: 0,
         }
     }
 }
@@ -204,12 +220,16 @@ pub trait ChainScorer {
 pub struct ScoreJob<'a> {
     /// B's text: "[CONTEXT] History: … [CHOSEN_ITEM] …".
     pub behaviour: &'a str,
+    /// B's texts for the same history with items the user never touched in place of the chosen one (empty
+    /// unless `contrast_negatives` > 0); a contrastive judge subtracts the chain's mean similarity to them.
+    pub negatives: &'a [String],
     /// The prompt for the first thought (assistant turn opened with "1. ").
     pub first_prompt: &'a Prompt,
     pub chains: &'a [Vec<String>],
 }
 
-/// cos(R(chain), B(behaviour)) in a trained Thought Space.
+/// cos(R(chain), B(behaviour)) in a trained Thought Space, minus the mean cos(R(chain), B(negative)) over
+/// the job's negatives when it has any ([`contrast`]).
 pub struct SpaceScorer<'a> {
     pub encoder: &'a SentenceEncoder,
     pub space: &'a ThoughtSpace,
@@ -235,7 +255,11 @@ impl ChainScorer for SpaceScorer<'_> {
         if jobs.iter().all(|j| j.chains.is_empty()) {
             return Ok(vec![Vec::new(); jobs.len()]);
         }
-        let mut new_b: Vec<&str> = jobs.iter().map(|j| j.behaviour).filter(|b| !self.behaviours.contains_key(*b)).collect();
+        let mut new_b: Vec<&str> = jobs
+            .iter()
+            .flat_map(|j| std::iter::once(j.behaviour).chain(j.negatives.iter().map(String::as_str)))
+            .filter(|b| !self.behaviours.contains_key(*b))
+            .collect();
         new_b.sort_unstable();
         new_b.dedup();
         if !new_b.is_empty() {
@@ -251,16 +275,48 @@ impl ChainScorer for SpaceScorer<'_> {
             .iter()
             .map(|j| {
                 let b = &self.behaviours[j.behaviour];
+                let negs: Vec<&[f32]> = j.negatives.iter().map(|n| self.behaviours[n].as_slice()).collect();
                 j.chains
                     .iter()
                     .map(|c| {
                         let r = r.next().expect("one vector per chain");
-                        if degenerate(c) { f64::NEG_INFINITY } else { pulse_thought::cosine(&r, b) as f64 }
+                        if degenerate(c) { f64::NEG_INFINITY } else { contrast(&r, b, &negs) }
                     })
                     .collect()
             })
             .collect())
     }
+}
+
+/// cos(r, b) minus the mean cos(r, n) over `negatives` (just cos(r, b) when there are none).
+pub fn contrast(r: &[f32], b: &[f32], negatives: &[&[f32]]) -> f64 {
+    let pos = pulse_thought::cosine(r, b) as f64;
+    if negatives.is_empty() {
+        return pos;
+    }
+    pos - negatives.iter().map(|n| pulse_thought::cosine(r, n) as f64).sum::<f64>() / negatives.len() as f64
+}
+
+/// B's texts for `c`'s history with `k` other items in place of the chosen one: distinct items the user
+/// never interacted with (train, validation or test), uniform over the catalogue, drawn from the run seed
+/// and the choice alone (fewer when the catalogue runs out).
+pub fn negative_behaviours(ds: &Dataset, c: &Choice, k: usize, seed: u64) -> Vec<String> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let user = &ds.users[c.user as usize];
+    let seen: std::collections::HashSet<u32> = user.events.iter().map(|e| e.item).chain([c.target]).collect();
+    let free = ds.items.len().saturating_sub(seen.len());
+    let mut rng = pulse_data::Rng::derive(seed, &format!("tot-negatives|{}|{}", user.id, ds.items[c.target as usize].id));
+    let mut picked: Vec<u32> = Vec::new();
+    while picked.len() < k.min(free) {
+        let j = rng.below(ds.items.len() as u64) as u32;
+        if !seen.contains(&j) && !picked.contains(&j) {
+            picked.push(j);
+        }
+    }
+    let hist: Vec<&str> = c.history.iter().map(|&i| ds.items[i as usize].title.as_str()).collect();
+    picked.iter().map(|&j| pulse_thought::train::behaviour_text(&hist, &ds.items[j as usize].title)).collect()
 }
 
 /// The SLM's own mean log-probability of each chain (as the numbered lines it wrote) after the prompt.
@@ -355,6 +411,8 @@ struct Search<'c> {
     /// The prompt for the first thought (what the likelihood judge scores chains after).
     first: Prompt,
     behaviour: String,
+    /// B's texts with other items in place of the chosen one (contrastive judge).
+    negatives: Vec<String>,
     beams: Vec<(Vec<String>, usize, f64)>, // (chain, node index of its last thought, score)
     nodes: Vec<Node>,
     prompt_tokens: usize,
@@ -378,6 +436,9 @@ pub fn run(
 ) -> Result<RunSummary> {
     let t0 = Instant::now();
     cfg.validate()?;
+    if cfg.contrast_negatives > 0 && scoring != Scoring::Space {
+        return Err(TotError::Invalid("tot: contrast_negatives needs the Thought-Space judge (--score space)".into()));
+    }
     let (mut choices, _) = training_choices(split);
     if let Some(n) = opts.users {
         choices.truncate(n);
@@ -427,6 +488,7 @@ pub fn run(
                     choice: c,
                     first: Prompt::Chat(messages(ds, c, neighbours.get(&c.user).unwrap_or(&none), cfg, &[])),
                     behaviour: pulse_thought::train::behaviour_text(&hist, &ds.items[c.target as usize].title),
+                    negatives: negative_behaviours(ds, c, cfg.contrast_negatives, opts.seed),
                     beams: vec![(Vec::new(), usize::MAX, 0.0)],
                     nodes: Vec::new(),
                     prompt_tokens: 0,
@@ -479,7 +541,7 @@ pub fn run(
             let jobs: Vec<ScoreJob> = searches
                 .iter()
                 .zip(&chains)
-                .map(|(se, chains)| ScoreJob { behaviour: &se.behaviour, first_prompt: &se.first, chains })
+                .map(|(se, chains)| ScoreJob { behaviour: &se.behaviour, negatives: &se.negatives, first_prompt: &se.first, chains })
                 .collect();
             let all_scores = scorer.score_all(gen, &jobs)?;
             drop(jobs);

@@ -240,3 +240,85 @@ fn title_penalty_steers_the_search_away_from_naming_the_item() {
         assert!(e.to_string().contains("title_penalty"), "{e}");
     }
 }
+
+#[test]
+fn contrast_is_the_cosine_minus_the_mean_negative_cosine() {
+    let (r, b) = ([1.0f32, 0.0], [1.0f32, 1.0]);
+    let (n1, n2) = ([0.0f32, 1.0], [-1.0f32, 0.0]);
+    let cos_rb = 1.0 / 2f64.sqrt();
+    assert!((contrast(&r, &b, &[]) - cos_rb).abs() < 1e-6);
+    // cos(r, n1) = 0, cos(r, n2) = -1
+    assert!((contrast(&r, &b, &[&n1, &n2]) - (cos_rb + 0.5)).abs() < 1e-6);
+}
+
+#[test]
+fn negatives_keep_the_history_and_swap_in_items_the_user_never_touched() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let (choices, _) = training_choices(&split);
+    // u0 touched items 0..=4: the only item left is "Hair Oil", however many are asked for.
+    let c = &choices[0];
+    assert_eq!(ds.users[c.user as usize].id, "u0");
+    let negs = negative_behaviours(&ds, c, 3, 7);
+    assert_eq!(negs, vec!["[CONTEXT] History: Rose Lip Balm; Argan Oil Shampoo [CHOSEN_ITEM] Hair Oil".to_string()]);
+    assert!(negative_behaviours(&ds, c, 0, 7).is_empty());
+
+    // A wider catalogue: k distinct negatives, none of the user's items, the same for the same seed.
+    let mut wide = dataset();
+    for i in 6..40 {
+        let mut it = Item::new(format!("i{i}"));
+        it.title = format!("Extra Item {i}");
+        it.title_missing = false;
+        wide.items.push(it);
+    }
+    let split = Split::leave_one_out(&wide);
+    let (choices, _) = training_choices(&split);
+    let c = &choices[0];
+    let a = negative_behaviours(&wide, c, 8, 7);
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, negative_behaviours(&wide, c, 8, 7));
+    assert_ne!(a, negative_behaviours(&wide, c, 8, 8));
+    let chosen: std::collections::HashSet<&str> = a.iter().map(|t| t.split("[CHOSEN_ITEM] ").nth(1).unwrap()).collect();
+    assert_eq!(chosen.len(), 8);
+    assert!(chosen.iter().all(|t| t.starts_with("Extra Item ")), "{chosen:?}");
+    assert!(a.iter().all(|t| t.starts_with("[CONTEXT] History: Rose Lip Balm; Argan Oil Shampoo [CHOSEN_ITEM] ")), "{a:?}");
+}
+
+/// Sees the negatives the search hands the judge, and scores chains by the "good" count.
+struct Negatives(Vec<usize>);
+impl ChainScorer for Negatives {
+    fn id(&self) -> String {
+        "negatives".into()
+    }
+    fn score(&mut self, _g: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        let history = job.behaviour.split(" [CHOSEN_ITEM] ").next().unwrap();
+        assert!(job.negatives.iter().all(|n| n.starts_with(history) && *n != job.behaviour), "{:?}", job.negatives);
+        self.0.push(job.negatives.len());
+        Ok(job.chains.iter().map(|c| c.iter().filter(|t| t.contains("good")).count() as f64).collect())
+    }
+}
+
+#[test]
+fn contrast_negatives_reach_the_judge_and_the_key() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let opts = RunOptions { seed: 1, users: Some(1) };
+    let store = Store::in_memory().unwrap();
+    let mut judge = Negatives(Vec::new());
+    run(&mut scripted(), &mut judge, &ds, &split, &HashMap::new(), &TotConfig::default(), Scoring::Space, &opts, &store, &mut |_| {}).unwrap();
+    assert!(judge.0.iter().all(|&n| n == 0), "{:?}", judge.0);
+    let r = &store.records(Some("tot-space")).unwrap()[0];
+    assert!(!r.key.params.contains("contrast_negatives"), "the default leaves the key as it was: {}", r.key.params);
+
+    let cfg = TotConfig { contrast_negatives: 2, ..TotConfig::default() };
+    let store = Store::in_memory().unwrap();
+    let mut judge = Negatives(Vec::new());
+    run(&mut scripted(), &mut judge, &ds, &split, &HashMap::new(), &cfg, Scoring::Space, &opts, &store, &mut |_| {}).unwrap();
+    // u0 has one untouched item left, so one negative at each of the three depths
+    assert_eq!(judge.0, vec![1, 1, 1]);
+    let r = &store.records(Some("tot-space")).unwrap()[0];
+    assert!(r.key.params.contains("\"contrast_negatives\":2"), "{}", r.key.params);
+
+    let e = run(&mut scripted(), &mut LikelihoodScorer, &ds, &split, &HashMap::new(), &cfg, Scoring::Likelihood, &opts, &store, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("contrast_negatives"), "{e}");
+}

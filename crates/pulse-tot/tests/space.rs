@@ -60,8 +60,8 @@ fn batched_judging_equals_one_by_one() {
     ];
     let chains_b = vec![vec!["Shampoo for dry hair with argan oil.".to_string()]];
     let jobs = [
-        ScoreJob { behaviour: "[CONTEXT] History: Rose soap [CHOSEN_ITEM] Rose perfume", first_prompt: &first, chains: &chains_a },
-        ScoreJob { behaviour: "[CONTEXT] History: Conditioner [CHOSEN_ITEM] Argan oil shampoo", first_prompt: &first, chains: &chains_b },
+        ScoreJob { behaviour: "[CONTEXT] History: Rose soap [CHOSEN_ITEM] Rose perfume", negatives: &[], first_prompt: &first, chains: &chains_a },
+        ScoreJob { behaviour: "[CONTEXT] History: Conditioner [CHOSEN_ITEM] Argan oil shampoo", negatives: &[], first_prompt: &first, chains: &chains_b },
     ];
     let mut scorer = SpaceScorer::new(&enc, &space, "identity".into());
     let together = scorer.score_all(&mut g, &jobs).unwrap();
@@ -74,4 +74,37 @@ fn batched_judging_equals_one_by_one() {
     }
     assert_eq!(together[0][2], f64::NEG_INFINITY);
     assert!(together[1][0] > 0.3, "{together:?}");
+}
+
+/// The contrastive judge: the plain cosine pays a chain for restating the history (B reads it too); with
+/// negatives (the same history, another item chosen) that part cancels, and the chain about the chosen
+/// item's kind of product wins. Each score is the cosine minus the mean cosine to the negatives.
+#[test]
+fn contrast_cancels_what_a_chain_shares_with_the_history() {
+    let enc = SentenceEncoder::load(&root().join(DEFAULT_ENCODER), 128).unwrap();
+    let space = ThoughtSpace::identity(enc.dim(), candle_core::DType::F32).unwrap();
+    let mut g = Scripted::new(|_, _| String::new());
+    let first = Prompt::Raw("unused by this judge".into());
+    let history = "[CONTEXT] History: Rose Petal Soap Bar; Lavender Bath Salts; Rose Body Lotion";
+    let behaviour = format!("{history} [CHOSEN_ITEM] Argan Oil Shampoo for Dry Hair");
+    let negatives: Vec<String> =
+        ["Stainless Steel Nail Clipper", "Black Eyeliner Pencil", "Men's Cologne Spray 3.4 oz"].iter().map(|t| format!("{history} [CHOSEN_ITEM] {t}")).collect();
+    let chains = vec![
+        vec!["Rose petal soap bar, lavender bath salts and rose body lotion.".to_string()],
+        vec!["They needed something to wash and soften their dry, frizzy hair.".to_string()],
+    ];
+    let plain = ScoreJob { behaviour: &behaviour, negatives: &[], first_prompt: &first, chains: &chains };
+    let contrastive = ScoreJob { behaviour: &behaviour, negatives: &negatives, first_prompt: &first, chains: &chains };
+    let mut scorer = SpaceScorer::new(&enc, &space, "identity".into());
+    let p = scorer.score(&mut g, &plain).unwrap();
+    let c = scorer.score(&mut g, &contrastive).unwrap();
+    assert!(p[0] > p[1], "the plain cosine prefers restating the history: {p:?}");
+    assert!(c[1] > c[0], "the contrast prefers the chosen item's reason: {c:?}");
+    assert!(c[0].abs() < 0.1, "restating the history says nothing about the choice: {c:?}");
+    // by hand: cosine minus the mean cosine to the negatives
+    let texts: Vec<&str> = [chains[1][0].as_str(), behaviour.as_str()].into_iter().chain(negatives.iter().map(String::as_str)).collect();
+    let e = enc.encode(&texts, 8).unwrap();
+    let cos = |a: &[f32], b: &[f32]| pulse_thought::cosine(a, b) as f64;
+    let want = cos(&e[0], &e[1]) - (2..5).map(|k| cos(&e[0], &e[k])).sum::<f64>() / 3.0;
+    assert!((c[1] - want).abs() < 1e-5, "{} vs {want}", c[1]);
 }

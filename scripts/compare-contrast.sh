@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Paired comparisons of PULSE with the contrastive ToT judge (configs/pipeline-luxury-beauty-500-contrast.toml)
+# with the rows it shares its 200 test users, cand5 lists and initial rationales with: PULSE with the
+# title penalty alone and SFT with reasons on the same initial rationales
+# (results/pipeline-luxury-beauty-500-nameless/), and the 500-user reference's PULSE (the method's ToT), plain
+# SFT and base SLM (results/pipeline-luxury-beauty-500/). Writes compare.txt into the contrast results.
+#   pulse experiment configs/pipeline-luxury-beauty-500-contrast.toml
+#   bash scripts/compare-contrast.sh [path/to/pulse]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+P=${1:-target/release/pulse}
+C=results/pipeline-luxury-beauty-500-contrast
+N=results/pipeline-luxury-beauty-500-nameless
+R=results/pipeline-luxury-beauty-500
+a="$C/pulse-cand5.json"
+[ -f "$a" ] || { echo "compare-contrast.sh: no $a (run the experiment first)" >&2; exit 1; }
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+echo "# pulse compare A B --metric hr@1 --resamples 2000 (PULSE, contrastive ToT judge, vs rows on the same 200 test users x cand5)" > "$out"
+for b in "$N/pulse-cand5.json" "$N/sft-reasons-cand5.json" "$R/pulse-cand5.json" "$R/sft-plain-cand5.json" "$R/slm-cand5.json"; do
+  [ -f "$b" ] || continue
+  echo "## $a $b" >> "$out"
+  "$P" compare -q --metric hr@1 --resamples 2000 "$a" "$b" >> "$out"
+done
+mv "$out" "$C/compare.txt"
+trap - EXIT
+cat "$C/compare.txt"
