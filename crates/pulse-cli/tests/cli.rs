@@ -501,6 +501,19 @@ fn check_rationale_config(p: &Path, s: &str) {
 fn check_tot_config(p: &Path, s: &str) {
     let d = tempfile::tempdir().unwrap();
     let store = d.path().join("s.sqlite");
+    // A contrastive judge needs the space: with the likelihood judge it is refused up front, in one line
+    // naming the config and the field; the rest of the config is checked without that line below.
+    if s.lines().any(|l| l.starts_with("contrast_negatives")) {
+        let o = run(&["-q", "tot", "--users", "0", "--score", "likelihood", "--config", p.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains("contrast_negatives") && e.contains(&*p.to_string_lossy()) && e.trim().lines().count() == 1, "{e}");
+        assert!(!store.exists());
+        let rest: String = s.lines().filter(|l| !l.starts_with("contrast_negatives")).map(|l| format!("{l}\n")).collect();
+        let rp = d.path().join(p.file_name().unwrap());
+        std::fs::write(&rp, &rest).unwrap();
+        return check_tot_config(&rp, &rest);
+    }
     let o = run(&["-q", "tot", "--users", "0", "--score", "likelihood", "--config", p.to_str().unwrap(), "--store", store.to_str().unwrap()]);
     assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("0 users asked"), "{}", String::from_utf8_lossy(&o.stdout));
