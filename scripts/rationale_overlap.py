@@ -7,8 +7,9 @@ training copy the answer from it. This measures that: for each stored rationale,
 title's content words (lower-cased alphanumeric runs of 3+ characters, minus the stop list of the SFT title
 mask, read from crates/pulse-rationale/src/words.rs) that occur in the rationale. With --history it also
 measures how much of a rationale is copied from the history it was written for: the share of the rationale's
-content words found in the stored history's titles but not in the chosen title's (a judge that compares a
-rationale with B(history, chosen) pays for those too).
+content words found in the titles of its stored history (the items its prompt showed: up to 10 for the
+initial rationales' prompt, 5 for ToT's) but not in the chosen title (a judge that compares a rationale with
+B(history, chosen) pays for those too).
 
     python3 scripts/rationale_overlap.py --store runs/pipeline-luxury-beauty-500/rationales.sqlite \
         --items data/amazon2018-luxury-beauty/items.tsv --out results/rationale-overlap-pipeline-500
@@ -105,7 +106,7 @@ def main():
             "mean_words": round(statistics.mean(d["words"]), 1),
         }
         if a.history:
-            out[m]["mean_share_from_history"] = round(statistics.mean(d["from_history"]), 4)
+            out[m]["mean_share_from_history"] = round(statistics.mean(d["from_history"]), 4) if d["from_history"] else 0.0
     o = pathlib.Path(a.out)
     o.mkdir(parents=True, exist_ok=True)
     (o / "overlap.json").write_text(json.dumps({"store": a.store, "items": a.items, "methods": out}, indent=2) + "\n")
