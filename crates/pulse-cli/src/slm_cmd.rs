@@ -230,6 +230,12 @@ pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
     let (space, report) =
         pulse_thought::train::train_from_store(&st, &method, &l.ds, &enc, &mut cache, &cfg, holdout, seed)?;
     pulse_thought::train::save(&space, &report, &out)?;
+    if let (Some(u), Some(t)) = (report.item_untrained, report.item_trained) {
+        println!(
+            "{}: which item, among {} with the same history: R@1 untrained {:.3} → trained {:.3}; MRR {:.3} → {:.3}",
+            report.dataset, t.pool, u.r_at_1, t.r_at_1, u.mrr, t.mrr
+        );
+    }
     println!(
         "{}: {} training pairs, {} held out; rationale↔behaviour R@1 (1 of {}): untrained {:.3} → trained {:.3}; MRR {:.3} → {:.3} ({:.0}s) → {}",
         report.dataset,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cache::EmbeddingCache;
 use crate::encoder::SentenceEncoder;
 use crate::error::{Result, ThoughtError};
-use crate::space::{retrieval, Retrieval, SpaceConfig, ThoughtSpace};
+use crate::space::{item_retrieval, retrieval, Retrieval, SpaceConfig, ThoughtSpace};
 
 /// History titles B reads (the most recent ones).
 pub const BEHAVIOUR_HISTORY: usize = 5;
@@ -31,6 +31,21 @@ pub fn behaviour_text(history: &[&str], chosen: &str) -> String {
     format!("[CONTEXT] History: {} [CHOSEN_ITEM] {}", hist.join("; "), clip(chosen, BEHAVIOUR_CHOSEN_WORDS))
 }
 
+/// `k` distinct items `user` never interacted with (train, validation or test), nor `target`, uniform over
+/// the catalogue from `rng` (fewer when the catalogue runs out): the negatives that share a choice's history.
+pub fn untouched_items(ds: &Dataset, user: &pulse_data::User, target: u32, k: usize, rng: &mut Rng) -> Vec<u32> {
+    let seen: std::collections::HashSet<u32> = user.events.iter().map(|e| e.item).chain([target]).collect();
+    let free = ds.items.len().saturating_sub(seen.len());
+    let mut picked: Vec<u32> = Vec::new();
+    while picked.len() < k.min(free) {
+        let j = rng.below(ds.items.len() as u64) as u32;
+        if !seen.contains(&j) && !picked.contains(&j) {
+            picked.push(j);
+        }
+    }
+    picked
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
     pub dataset: String,
@@ -39,6 +54,12 @@ pub struct TrainReport {
     pub pairs_heldout: usize,
     pub untrained: Retrieval,
     pub trained: Retrieval,
+    /// With `history_negatives` = k: each held-out rationale ranking its behaviour among k same-history
+    /// negatives (the same history, other items chosen), untrained and trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_untrained: Option<Retrieval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_trained: Option<Retrieval>,
     pub epoch_losses: Vec<f64>,
     pub config: SpaceConfig,
     pub seed: u64,
@@ -58,13 +79,29 @@ pub fn train_from_store(
 ) -> Result<(ThoughtSpace, TrainReport)> {
     let t0 = std::time::Instant::now();
     let titles: HashMap<&str, &str> = ds.items.iter().map(|it| (it.id.as_str(), it.title.as_str())).collect();
+    let item_ix: HashMap<&str, u32> = ds.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+    let users: HashMap<&str, &pulse_data::User> = ds.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let k = cfg.history_negatives;
     let recs = store.records(Some(method))?;
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    // (rationale, behaviour, the same history with other items chosen)
+    let mut pairs: Vec<(String, String, Vec<String>)> = Vec::new();
     for r in recs.iter().filter(|r| r.key.dataset == ds.name) {
         let Some(rat) = &r.rationale else { continue };
         let hist: Vec<&str> = r.history.iter().filter_map(|h| titles.get(h.as_str()).copied()).collect();
         let Some(chosen) = titles.get(r.key.target.as_str()) else { continue };
-        pairs.push((rat.clone(), behaviour_text(&hist, chosen)));
+        let mut negs = Vec::new();
+        if k > 0 {
+            let Some(user) = users.get(r.key.user.as_str()) else { continue };
+            let mut rng = Rng::derive(seed, &format!("thought-negatives|{}|{}", r.key.user, r.key.target));
+            negs = untouched_items(ds, user, item_ix[r.key.target.as_str()], k, &mut rng)
+                .into_iter()
+                .map(|j| behaviour_text(&hist, &ds.items[j as usize].title))
+                .collect();
+            if negs.len() < k {
+                continue;
+            }
+        }
+        pairs.push((rat.clone(), behaviour_text(&hist, chosen), negs));
     }
     if pairs.len() < holdout + 2 {
         return Err(ThoughtError::File {
@@ -75,16 +112,27 @@ pub fn train_from_store(
     Rng::derive(seed, "thought-holdout").shuffle(&mut pairs);
     let rtexts: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
     let btexts: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+    let ntexts: Vec<&str> = pairs.iter().flat_map(|p| p.2.iter().map(String::as_str)).collect();
     let er = cache.get_or_encode(enc, &rtexts, 32)?;
     let eb = cache.get_or_encode(enc, &btexts, 32)?;
+    let en: Vec<Vec<Vec<f32>>> = cache.get_or_encode(enc, &ntexts, 32)?.chunks(k.max(1)).map(<[Vec<f32>]>::to_vec).collect();
     cache.save()?;
     let (test_r, train_r) = er.split_at(holdout);
     let (test_b, train_b) = eb.split_at(holdout);
     let pool = 100.min(holdout);
     let ident = ThoughtSpace::identity(enc.dim(), candle_core::DType::F32)?;
     let untrained = retrieval(&ident.apply(test_r, true)?, &ident.apply(test_b, false)?, pool, seed);
-    let (space, losses) = ThoughtSpace::train(train_r, train_b, cfg, seed)?;
+    let (test_n, train_n) = en.split_at(if k > 0 { holdout } else { 0 });
+    let (space, losses) = ThoughtSpace::train_with(train_r, train_b, (k > 0).then_some(train_n), cfg, seed)?;
     let trained = retrieval(&space.apply(test_r, true)?, &space.apply(test_b, false)?, pool, seed);
+    let items = |s: &ThoughtSpace| -> Result<Option<Retrieval>> {
+        if k == 0 {
+            return Ok(None);
+        }
+        let neg = test_n.iter().map(|rows| s.apply(rows, false)).collect::<Result<Vec<_>>>()?;
+        Ok(Some(item_retrieval(&s.apply(test_r, true)?, &s.apply(test_b, false)?, &neg)))
+    };
+    let (item_untrained, item_trained) = (items(&ident)?, items(&space)?);
     let report = TrainReport {
         dataset: ds.name.clone(),
         encoder: enc.id().to_string(),
@@ -92,6 +140,8 @@ pub fn train_from_store(
         pairs_heldout: holdout,
         untrained,
         trained,
+        item_untrained,
+        item_trained,
         epoch_losses: losses,
         config: cfg.clone(),
         seed,

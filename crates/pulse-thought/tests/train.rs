@@ -60,6 +60,18 @@ fn thought_space_from_a_store_reports_untrained_and_trained_retrieval() {
         assert_eq!(t.len(), enc.dim());
         assert!((t.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
     }
+    // Same-history negatives: the report adds "which item" retrieval (the true behaviour among k = 4
+    // behaviours with the same history and other items chosen); these rationales restate the chosen title,
+    // so even the frozen encoder finds the item among random ones. The default leaves the config as it was.
+    assert!(rep.item_untrained.is_none() && !serde_json::to_string(&rep.config).unwrap().contains("history_negatives"));
+    let neg_cfg = SpaceConfig { epochs: 15, history_negatives: 4, ..SpaceConfig::default() };
+    let (_, nrep) = train_from_store(&store, "initial", &ds, &enc, &mut cache, &neg_cfg, 60, 3).unwrap();
+    let (iu, it) = (nrep.item_untrained.unwrap(), nrep.item_trained.unwrap());
+    assert_eq!((iu.n, iu.pool, it.pool), (60, 5, 5));
+    assert!(iu.r_at_1 > 0.6, "{iu:?}");
+    assert!(it.mrr >= iu.mrr - 0.02, "untrained {iu:?} trained {it:?}");
+    assert_eq!((nrep.pairs_heldout, nrep.pairs_train), (60, 200));
+    assert!(serde_json::to_string(&nrep.config).unwrap().contains("\"history_negatives\":4"));
     // Too few rationales for the held-out set: a one-line error naming the store.
     let e = train_from_store(&store, "initial", &ds, &enc, &mut cache, &cfg, 500, 3).err().unwrap().to_string();
     assert!(e.contains("usable initial rationales") && !e.contains('\n'), "{e}");

@@ -305,16 +305,8 @@ pub fn negative_behaviours(ds: &Dataset, c: &Choice, k: usize, seed: u64) -> Vec
         return Vec::new();
     }
     let user = &ds.users[c.user as usize];
-    let seen: std::collections::HashSet<u32> = user.events.iter().map(|e| e.item).chain([c.target]).collect();
-    let free = ds.items.len().saturating_sub(seen.len());
     let mut rng = pulse_data::Rng::derive(seed, &format!("tot-negatives|{}|{}", user.id, ds.items[c.target as usize].id));
-    let mut picked: Vec<u32> = Vec::new();
-    while picked.len() < k.min(free) {
-        let j = rng.below(ds.items.len() as u64) as u32;
-        if !seen.contains(&j) && !picked.contains(&j) {
-            picked.push(j);
-        }
-    }
+    let picked = pulse_thought::train::untouched_items(ds, user, c.target, k, &mut rng);
     let hist: Vec<&str> = c.history.iter().map(|&i| ds.items[i as usize].title.as_str()).collect();
     picked.iter().map(|&j| pulse_thought::train::behaviour_text(&hist, &ds.items[j as usize].title)).collect()
 }
