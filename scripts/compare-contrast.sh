@@ -13,15 +13,6 @@ C=results/pipeline-luxury-beauty-500-contrast
 N=results/pipeline-luxury-beauty-500-nameless
 R=results/pipeline-luxury-beauty-500
 a="$C/pulse-cand5.json"
-[ -f "$a" ] || { echo "compare-contrast.sh: no $a (run the experiment first)" >&2; exit 1; }
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-echo "# pulse compare A B --metric hr@1 --resamples 2000 (PULSE, contrastive ToT judge, vs rows on the same 200 test users x cand5)" > "$out"
-for b in "$N/pulse-cand5.json" "$N/sft-reasons-cand5.json" "$R/pulse-cand5.json" "$R/sft-plain-cand5.json" "$R/slm-cand5.json"; do
-  [ -f "$b" ] || continue
-  echo "## $a $b" >> "$out"
-  "$P" compare -q --metric hr@1 --resamples 2000 "$a" "$b" >> "$out"
-done
-mv "$out" "$C/compare.txt"
-trap - EXIT
-cat "$C/compare.txt"
+bash scripts/compare-one-vs.sh "$P" "$C/compare.txt" \
+  "# pulse compare A B --metric hr@1 --resamples 2000 (PULSE, contrastive ToT judge, vs rows on the same 200 test users x cand5)" \
+  "$a" "$N/pulse-cand5.json" "$N/sft-reasons-cand5.json" "$R/pulse-cand5.json" "$R/sft-plain-cand5.json" "$R/slm-cand5.json"

@@ -13,15 +13,6 @@ N=results/pipeline-luxury-beauty-500-nameless
 R=results/pipeline-luxury-beauty-500
 M=results/pipeline-luxury-beauty-500-masked
 a="$N/pulse-cand5.json"
-[ -f "$a" ] || { echo "compare-nameless.sh: no $a (run the experiment first)" >&2; exit 1; }
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-echo "# pulse compare A B --metric hr@1 --resamples 2000 (title-penalised PULSE vs the 500-user rows, same 200 test users x cand5)" > "$out"
-for b in "$N/sft-reasons-cand5.json" "$R/pulse-cand5.json" "$R/sft-reasons-cand5.json" "$R/sft-plain-cand5.json" "$R/slm-cand5.json" "$M/pulse-cand5.json"; do
-  [ -f "$b" ] || continue
-  echo "## $a $b" >> "$out"
-  "$P" compare -q --metric hr@1 --resamples 2000 "$a" "$b" >> "$out"
-done
-mv "$out" "$N/compare.txt"
-trap - EXIT
-cat "$N/compare.txt"
+bash scripts/compare-one-vs.sh "$P" "$N/compare.txt" \
+  "# pulse compare A B --metric hr@1 --resamples 2000 (title-penalised PULSE vs the 500-user rows, same 200 test users x cand5)" \
+  "$a" "$N/sft-reasons-cand5.json" "$R/pulse-cand5.json" "$R/sft-reasons-cand5.json" "$R/sft-plain-cand5.json" "$R/slm-cand5.json" "$M/pulse-cand5.json"

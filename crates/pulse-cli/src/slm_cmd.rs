@@ -262,8 +262,8 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         crate::args::ScoreArg::Likelihood => Scoring::Likelihood,
     };
     // Check every input before the slow parts.
-    if scoring == Scoring::Likelihood && cfg.contrast_negatives > 0 {
-        bail!("{}: contrast_negatives needs the Thought-Space judge (--score space)", a.config.as_deref().map_or("tot config".into(), |p| p.display().to_string()));
+    if let Err(e) = cfg.check_judge(scoring) {
+        bail!("{}: {e}", a.config.as_deref().map_or("tot config".into(), |p| p.display().to_string()));
     }
     let space_dir = match (scoring, &a.space) {
         (Scoring::Space, None) => bail!("--score space needs --space DIR (a `pulse thought train --out` folder)"),

@@ -243,18 +243,22 @@ mod tests {
         let er = rand_t(&mut rng, n, d, DType::F64);
         let eb = rand_t(&mut rng, n, d, DType::F64);
         let s = ThoughtSpace { dr: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap(), db: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap() };
-        let loss = s.loss(&er, &eb, 0.3).unwrap();
-        let grads = loss.backward().unwrap();
+        assert_head_gradients(&s, &|s| s.loss(&er, &eb, 0.3).unwrap());
+    }
+
+    /// Every head weight's gradient of `loss` against central finite differences (f64 heads).
+    fn assert_head_gradients(s: &ThoughtSpace, loss: &dyn Fn(&ThoughtSpace) -> Tensor) {
+        let grads = loss(s).backward().unwrap();
         for var in [&s.dr, &s.db] {
             let g = grads.get(var).expect("a gradient for every head").to_vec2::<f64>().unwrap();
             let w0 = var.as_tensor().to_vec2::<f64>().unwrap();
-            for i in 0..d {
-                for j in 0..d {
+            for i in 0..w0.len() {
+                for j in 0..w0[i].len() {
                     let at = |delta: f64| {
                         let mut w = w0.clone();
                         w[i][j] += delta;
                         var.set(&Tensor::new(w, &Device::Cpu).unwrap()).unwrap();
-                        s.loss(&er, &eb, 0.3).unwrap().to_scalar::<f64>().unwrap()
+                        loss(s).to_scalar::<f64>().unwrap()
                     };
                     let fd = (at(1e-5) - at(-1e-5)) / 2e-5;
                     var.set(&Tensor::new(w0.clone(), &Device::Cpu).unwrap()).unwrap();
@@ -276,26 +280,9 @@ mod tests {
         let en = rand_t(&mut rng, n * k, d, DType::F64).reshape((n, k, d)).unwrap();
         let s = ThoughtSpace { dr: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap(), db: Var::from_tensor(&rand_t(&mut rng, d, d, DType::F64)).unwrap() };
         let plain = s.loss(&er, &eb, 0.3).unwrap().to_scalar::<f64>().unwrap();
-        let with = s.loss_with(&er, &eb, Some(&en), 0.3).unwrap();
-        assert!(with.to_scalar::<f64>().unwrap() > plain, "more negatives, a larger loss");
-        let grads = with.backward().unwrap();
-        for var in [&s.dr, &s.db] {
-            let g = grads.get(var).expect("a gradient for every head").to_vec2::<f64>().unwrap();
-            let w0 = var.as_tensor().to_vec2::<f64>().unwrap();
-            for i in 0..d {
-                for j in 0..d {
-                    let at = |delta: f64| {
-                        let mut w = w0.clone();
-                        w[i][j] += delta;
-                        var.set(&Tensor::new(w, &Device::Cpu).unwrap()).unwrap();
-                        s.loss_with(&er, &eb, Some(&en), 0.3).unwrap().to_scalar::<f64>().unwrap()
-                    };
-                    let fd = (at(1e-5) - at(-1e-5)) / 2e-5;
-                    var.set(&Tensor::new(w0.clone(), &Device::Cpu).unwrap()).unwrap();
-                    assert!((fd - g[i][j]).abs() < 1e-6 + 1e-4 * fd.abs(), "w[{i}][{j}]: fd {fd} vs grad {}", g[i][j]);
-                }
-            }
-        }
+        let with = s.loss_with(&er, &eb, Some(&en), 0.3).unwrap().to_scalar::<f64>().unwrap();
+        assert!(with > plain, "more negatives, a larger loss");
+        assert_head_gradients(&s, &|s| s.loss_with(&er, &eb, Some(&en), 0.3).unwrap());
         let one_b = eb.narrow(0, 0, 1).unwrap();
         let copies = one_b.unsqueeze(1).unwrap().repeat((1, k, 1)).unwrap();
         let l = s.loss_with(&er.narrow(0, 0, 1).unwrap(), &one_b, Some(&copies), 0.3).unwrap().to_scalar::<f64>().unwrap();

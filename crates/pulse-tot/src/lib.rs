@@ -91,16 +91,12 @@ pub struct TotConfig {
     /// in place of the chosen one. B reads the history's titles too, so the plain cosine also pays a chain
     /// for restating the *history*; here that part cancels. 0 (the method's judge) by default, and then
     /// absent from the serialised settings. The likelihood judge has no use for it and refuses it.
-    #[serde(skip_serializing_if = "is_zero_usize")]
+    #[serde(skip_serializing_if = "pulse_slm::sampling::is_zero")]
     pub contrast_negatives: usize,
 }
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
-}
-
-fn is_zero_usize(x: &usize) -> bool {
-    *x == 0
 }
 
 impl Default for TotConfig {
@@ -139,6 +135,14 @@ impl TotConfig {
         }
         if !(self.title_penalty.is_finite() && self.title_penalty >= 0.0) {
             return Err(TotError::Invalid(format!("tot: title_penalty must be a finite number >= 0, got {}", self.title_penalty)));
+        }
+        Ok(())
+    }
+
+    /// Settings that need a particular judge: `contrast_negatives` only means something to the Thought Space.
+    pub fn check_judge(&self, scoring: Scoring) -> Result<()> {
+        if self.contrast_negatives > 0 && scoring != Scoring::Space {
+            return Err(TotError::Invalid("tot: contrast_negatives needs the Thought-Space judge (--score space)".into()));
         }
         Ok(())
     }
@@ -428,9 +432,7 @@ pub fn run(
 ) -> Result<RunSummary> {
     let t0 = Instant::now();
     cfg.validate()?;
-    if cfg.contrast_negatives > 0 && scoring != Scoring::Space {
-        return Err(TotError::Invalid("tot: contrast_negatives needs the Thought-Space judge (--score space)".into()));
-    }
+    cfg.check_judge(scoring)?;
     let (mut choices, _) = training_choices(split);
     if let Some(n) = opts.users {
         choices.truncate(n);
