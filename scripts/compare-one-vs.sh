@@ -3,7 +3,7 @@
 # a header line, then "## A B" and the comparison for each B that exists (missing ones are skipped).
 # Written to a temporary file and moved into place, so OUT is never half-written.
 #   bash scripts/compare-one-vs.sh PULSE OUT "HEADER" A B1 [B2 ...]
-# Used by compare-nameless.sh and compare-contrast.sh.
+# Used by compare-nameless.sh, compare-contrast.sh and compare-hneg.sh.
 set -euo pipefail
 [ $# -ge 5 ] || { echo "usage: compare-one-vs.sh PULSE OUT HEADER A B1 [B2 ...]" >&2; exit 2; }
 P=$1 dest=$2 header=$3 a=$4

@@ -567,8 +567,38 @@ pub enum ThoughtCmd {
         holdout: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Output folder: space.safetensors, report.json (config + seed inside).
+        /// Output folder: space.safetensors, report.json (config + seed inside), heldout.tsv.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Measure a trained space on a store's rationales (any method, e.g. the ToT chains it judged):
+    /// rationale↔behaviour retrieval (1 of 100) and "which item" among same-history negatives, for the
+    /// frozen encoder and the space.
+    Eval {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        store: PathBuf,
+        /// Rationale method to measure.
+        #[arg(long, default_value = "initial")]
+        method: String,
+        /// A trained space (`pulse thought train --out`).
+        #[arg(long)]
+        space: PathBuf,
+        /// Sentence-encoder folder (the one the space was trained on).
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        encoder: PathBuf,
+        /// Same-history negatives per pair for "which item" (0 = leave it out); drawn as training draws
+        /// them for --seed.
+        #[arg(long, default_value_t = 8)]
+        negatives: usize,
+        /// Only the choices the space held out in training (its heldout.tsv).
+        #[arg(long)]
+        heldout: bool,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write the report (JSON) here too.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }

@@ -217,7 +217,14 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
 
 
 pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
-    let crate::args::ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } = cmd;
+    let (data, store, method, encoder, config, holdout, seed, out) = match cmd {
+        crate::args::ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } => {
+            (data, store, method, encoder, config, holdout, seed, out)
+        }
+        crate::args::ThoughtCmd::Eval { data, store, method, space, encoder, negatives, heldout, seed, out } => {
+            return thought_eval(&data, &store, &method, &space, &encoder, negatives, heldout, seed, out.as_deref())
+        }
+    };
     let cfg: pulse_thought::SpaceConfig = config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     if !store.is_file() {
         bail!("{}: no such rationale store", store.display());
@@ -248,6 +255,55 @@ pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
         report.trained.mrr,
         report.seconds,
         out.display()
+    );
+    Ok(())
+}
+
+/// `pulse thought eval`: a trained space measured on a store's rationales; one line on stdout, the report
+/// also as JSON with --out (written whole or not at all).
+#[allow(clippy::too_many_arguments)]
+fn thought_eval(
+    data: &crate::args::DataArgs,
+    store: &Path,
+    method: &str,
+    space_dir: &Path,
+    encoder: &Path,
+    negatives: usize,
+    heldout: bool,
+    seed: u64,
+    out: Option<&Path>,
+) -> Result<()> {
+    if !store.is_file() {
+        bail!("{}: no such rationale store", store.display());
+    }
+    if !space_dir.join("space.safetensors").is_file() {
+        bail!("{}: no space.safetensors (train one with `pulse thought train --out`)", space_dir.display());
+    }
+    let only = heldout.then(|| pulse_thought::train::load_held_out(space_dir)).transpose()?;
+    let l = load_data(&DataSpec::from(data))?;
+    let st = Store::open(store)?;
+    let enc = pulse_thought::SentenceEncoder::load(encoder, 128)?;
+    let space = pulse_thought::train::load(space_dir, &enc)?;
+    let mut cache = pulse_thought::EmbeddingCache::in_memory(&enc);
+    let r = pulse_thought::train::evaluate_on_store(&st, method, &l.ds, &enc, &mut cache, &space, negatives, only.as_ref(), seed)?;
+    if let Some(p) = out {
+        pulse_eval::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    }
+    let item = match (r.item_frozen, r.item_space) {
+        (Some(f), Some(s)) => format!("; which item R@1 (1 of {}): frozen {:.3}, space {:.3}, MRR {:.3}, {:.3}", s.pool, f.r_at_1, s.r_at_1, f.mrr, s.mrr),
+        _ => String::new(),
+    };
+    println!(
+        "{} {} ({} pairs{}): rationale↔behaviour R@1 (1 of {}): frozen {:.3}, space {:.3}, MRR {:.3}, {:.3}{item}",
+        r.dataset,
+        r.method,
+        r.pairs,
+        if r.held_out_only { ", held out" } else { "" },
+        r.space.pool,
+        r.frozen.r_at_1,
+        r.space.r_at_1,
+        r.frozen.mrr,
+        r.space.mrr
     );
     Ok(())
 }

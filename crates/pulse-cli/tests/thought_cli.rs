@@ -41,6 +41,33 @@ fn train_a_space_then_plot_it() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(space.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["config"]["epochs"], 5);
     assert_eq!(report["config"]["weight_decay"], 1.0, "defaults filled in");
+    assert_eq!(std::fs::read_to_string(space.join("heldout.tsv")).unwrap().lines().count(), 20);
+
+    // The space measured on its own held-out choices, with 4 same-history negatives.
+    let ev = d.path().join("eval/initial.json");
+    let o = pulse(&["-q", "thought", "eval", "--store", st, "--space", sp, "--heldout", "--negatives", "4", "--out", ev.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("initial (20 pairs, held out)") && out.contains("which item R@1 (1 of 5)"), "{out}");
+    let evj: serde_json::Value = serde_json::from_slice(&std::fs::read(&ev).unwrap()).unwrap();
+    assert_eq!((evj["pairs"].as_u64(), evj["item_space"]["pool"].as_u64()), (Some(20), Some(5)));
+    assert_eq!(evj["space"]["r_at_1"], report["trained"]["r_at_1"], "the held-out R@1 of training, recomputed");
+    // Bad input: one line, non-zero, no report written.
+    let bad = d.path().join("eval/bad.json");
+    std::fs::remove_file(space.join("heldout.tsv")).unwrap();
+    for (args, needle) in [
+        (vec!["--space", "/nonexistent"], "no space.safetensors"),
+        (vec!["--space", sp, "--heldout"], "heldout.tsv"),
+        (vec!["--space", sp, "--method", "tot-space"], "0 usable tot-space rationales"),
+    ] {
+        let mut a = vec!["-q", "thought", "eval", "--store", st, "--out", bad.to_str().unwrap()];
+        a.extend(args);
+        let o = pulse(&a);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
+        assert!(!bad.exists());
+    }
 
     let png = d.path().join("plots/space.png");
     let dom = format!("data/amazon2018-luxury-beauty={st}");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use pulse_data::{LoadOptions, Split};
 use pulse_rationale::{run, RationaleConfig, RunOptions, Store};
 use pulse_slm::{scripted::Scripted, Prompt};
-use pulse_thought::{train::train_from_store, EmbeddingCache, SentenceEncoder, SpaceConfig, DEFAULT_ENCODER};
+use pulse_thought::{train::{evaluate_on_store, train_from_store}, EmbeddingCache, SentenceEncoder, SpaceConfig, DEFAULT_ENCODER};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -65,13 +65,30 @@ fn thought_space_from_a_store_reports_untrained_and_trained_retrieval() {
     // so even the frozen encoder finds the item among random ones. The default leaves the config as it was.
     assert!(rep.item_untrained.is_none() && !serde_json::to_string(&rep.config).unwrap().contains("history_negatives"));
     let neg_cfg = SpaceConfig { epochs: 15, history_negatives: 4, ..SpaceConfig::default() };
-    let (_, nrep) = train_from_store(&store, "initial", &ds, &enc, &mut cache, &neg_cfg, 60, 3).unwrap();
+    let (nspace, nrep) = train_from_store(&store, "initial", &ds, &enc, &mut cache, &neg_cfg, 60, 3).unwrap();
     let (iu, it) = (nrep.item_untrained.unwrap(), nrep.item_trained.unwrap());
     assert_eq!((iu.n, iu.pool, it.pool), (60, 5, 5));
     assert!(iu.r_at_1 > 0.6, "{iu:?}");
     assert!(it.mrr >= iu.mrr - 0.02, "untrained {iu:?} trained {it:?}");
     assert_eq!((nrep.pairs_heldout, nrep.pairs_train), (60, 200));
     assert!(serde_json::to_string(&nrep.config).unwrap().contains("\"history_negatives\":4"));
+    // `evaluate_on_store` on the held-out choices (heldout.tsv) redraws the same negatives and so gives the
+    // report's "which item" numbers exactly (those do not depend on pair order); on the whole store it
+    // covers every usable pair; without negatives it leaves "which item" out.
+    let ndir = tempfile::tempdir().unwrap();
+    pulse_thought::train::save(&nspace, &nrep, ndir.path()).unwrap();
+    let held = pulse_thought::train::load_held_out(ndir.path()).unwrap();
+    assert_eq!(held.len(), 60);
+    let ev = evaluate_on_store(&store, "initial", &ds, &enc, &mut cache, &nspace, 4, Some(&held), 3).unwrap();
+    assert_eq!((ev.pairs, ev.held_out_only, ev.space.pool), (60, true, 60));
+    assert_eq!((ev.item_frozen.unwrap(), ev.item_space.unwrap()), (iu, it));
+    let all = evaluate_on_store(&store, "initial", &ds, &enc, &mut cache, &nspace, 0, None, 3).unwrap();
+    assert_eq!((all.pairs, all.space.pool, all.item_space), (260, 100, None));
+    let e = evaluate_on_store(&store, "tot-space", &ds, &enc, &mut cache, &nspace, 4, None, 3).err().unwrap().to_string();
+    assert!(e.contains("0 usable tot-space rationales") && !e.contains('\n'), "{e}");
+    std::fs::write(ndir.path().join("heldout.tsv"), "u1\tt1\nbroken\n").unwrap();
+    let e = pulse_thought::train::load_held_out(ndir.path()).err().unwrap().to_string();
+    assert!(e.contains("heldout.tsv: line 2") && !e.contains('\n'), "{e}");
     // Too few rationales for the held-out set: a one-line error naming the store.
     let e = train_from_store(&store, "initial", &ds, &enc, &mut cache, &cfg, 500, 3).err().unwrap().to_string();
     assert!(e.contains("usable initial rationales") && !e.contains('\n'), "{e}");
