@@ -217,26 +217,41 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
 
 
 pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
-    let (data, store, method, encoder, config, holdout, seed, out) = match cmd {
-        crate::args::ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } => {
-            (data, store, method, encoder, config, holdout, seed, out)
+    use crate::args::ThoughtCmd;
+    match cmd {
+        ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } => {
+            thought_train(&data, &store, &method, &encoder, config.as_deref(), holdout, seed, &out)
         }
-        crate::args::ThoughtCmd::Eval { data, store, method, space, encoder, negatives, heldout, seed, out } => {
-            return thought_eval(&data, &store, &method, &space, &encoder, negatives, heldout, seed, out.as_deref())
+        ThoughtCmd::Eval { data, store, method, space, encoder, negatives, heldout, seed, out } => {
+            thought_eval(&data, &store, &method, &space, &encoder, negatives, heldout, seed, out.as_deref())
         }
-    };
-    let cfg: pulse_thought::SpaceConfig = config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
+    }
+}
+
+/// `pulse thought train`: the space, its report and held-out choices under `out`; one line per measure.
+#[allow(clippy::too_many_arguments)]
+fn thought_train(
+    data: &crate::args::DataArgs,
+    store: &Path,
+    method: &str,
+    encoder: &Path,
+    config: Option<&Path>,
+    holdout: usize,
+    seed: u64,
+    out: &Path,
+) -> Result<()> {
+    let cfg: pulse_thought::SpaceConfig = config.map(read_toml).transpose()?.unwrap_or_default();
     if !store.is_file() {
         bail!("{}: no such rationale store", store.display());
     }
-    let l = load_data(&DataSpec::from(&data))?;
-    let st = Store::open(&store)?;
-    let enc = pulse_thought::SentenceEncoder::load(&encoder, 128)?;
-    std::fs::create_dir_all(&out)?;
+    let l = load_data(&DataSpec::from(data))?;
+    let st = Store::open(store)?;
+    let enc = pulse_thought::SentenceEncoder::load(encoder, 128)?;
+    std::fs::create_dir_all(out)?;
     let mut cache = pulse_thought::EmbeddingCache::open(&out.join("embeddings.cache"), &enc)?;
     let (space, report) =
-        pulse_thought::train::train_from_store(&st, &method, &l.ds, &enc, &mut cache, &cfg, holdout, seed)?;
-    pulse_thought::train::save(&space, &report, &out)?;
+        pulse_thought::train::train_from_store(&st, method, &l.ds, &enc, &mut cache, &cfg, holdout, seed)?;
+    pulse_thought::train::save(&space, &report, out)?;
     if let (Some(u), Some(t)) = (report.item_untrained, report.item_trained) {
         println!(
             "{}: which item, among {} with the same history: R@1 untrained {:.3} → trained {:.3}; MRR {:.3} → {:.3}",
