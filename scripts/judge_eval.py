@@ -8,14 +8,20 @@ held out in training count, so rationales of different stores are compared on th
         --out results/judge-eval-history-negatives \\
         "initial=runs/pipeline-luxury-beauty-500-nameless/rationales.sqlite:initial" ...
 
-Writes OUT/<NAME>.json (the reports) and OUT/table.md (the README includes it); a failing eval exits with
+Writes OUT/<name>.json (the reports; the name lower-cased, runs of other characters as "-") and OUT/table.md (the README includes it); a failing eval exits with
 its message.
 """
 import argparse
 import json
 import pathlib
+import re
 import subprocess
 import sys
+
+
+def slug(name):
+    """A file name for a row name: lower-case letters and digits, runs of anything else as one '-'."""
+    return re.sub("[^a-z0-9]+", "-", name.lower()).strip("-") or "rationales"
 
 
 def main():
@@ -37,7 +43,7 @@ def main():
         store, _, method = rest.rpartition(":")
         if not (name and store and method):
             sys.exit(f"{spec}: expected NAME=STORE:METHOD")
-        dest = out / f"{name}.json"
+        dest = out / f"{slug(name)}.json"
         cmd = [a.pulse, "-q", "thought", "eval", "--data", a.data, "--store", store, "--method", method,
                "--space", a.space, "--negatives", str(a.negatives), "--seed", str(a.seed), "--out", str(dest)]
         if a.heldout:
