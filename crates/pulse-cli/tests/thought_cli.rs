@@ -15,6 +15,15 @@ fn pulse(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(root()).env("RUST_LOG", "error").args(args).output().unwrap()
 }
 
+/// Bad input: exit 1, one line on stderr naming `needle`, and nothing at `out`.
+fn assert_refused(args: &[&str], needle: &str, out: &Path) {
+    let o = pulse(args);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
+    assert!(!out.exists());
+}
+
 #[test]
 fn train_a_space_then_plot_it() {
     let d = tempfile::tempdir().unwrap();
@@ -62,11 +71,7 @@ fn train_a_space_then_plot_it() {
     ] {
         let mut a = vec!["-q", "thought", "eval", "--store", st, "--out", bad.to_str().unwrap()];
         a.extend(args);
-        let o = pulse(&a);
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{e}");
-        assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
-        assert!(!bad.exists());
+        assert_refused(&a, needle, &bad);
     }
 
     let png = d.path().join("plots/space.png");
@@ -89,10 +94,6 @@ fn train_a_space_then_plot_it() {
     ] {
         let mut a = vec!["-q", "plot", "thought-space", "--space", sp, "--out", bad.to_str().unwrap()];
         a.extend(args);
-        let o = pulse(&a);
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{e}");
-        assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
-        assert!(!bad.exists());
+        assert_refused(&a, needle, &bad);
     }
 }
