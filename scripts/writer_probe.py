@@ -13,7 +13,8 @@ writer already refined, and compares the two writers on the same (user, target) 
 
 (`bash scripts/fetch_models.sh --gemma` fetches the Gemma file.) The probe's store goes to
 runs/writer-probe/<model stem>.sqlite (a rerun reuses it: ToT skips stored users). Writes OUT/summary.json (the
-`pulse tot` summary with its resolved config and seed), OUT/probe.json and OUT/table.md. The reference store is
+`pulse tot` summary with its resolved config and seed, from the run that searched the users), OUT/probe.json and
+OUT/table.md, only once the comparison holds. The reference store is
 read only; its rows are matched on the ToT parameters (space hash and search settings), so a reference refined
 with another space or config is refused.
 """
@@ -75,11 +76,11 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     out = pathlib.Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     store = ROOT / "runs/writer-probe" / (pathlib.Path(a.model).stem + ".sqlite")
     store.parent.mkdir(parents=True, exist_ok=True)
+    last = store.with_suffix(".summary.json")
     cmd = [str(PULSE), "tot", "-q", "--model", a.model, "--data", a.data, "--store", str(store), "--space", a.space,
-           "--config", a.config, "--users", str(a.users), "--seed", str(a.seed), "--summary", str(out / "summary.json")]
+           "--config", a.config, "--users", str(a.users), "--seed", str(a.seed), "--summary", str(last)]
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode != 0:
         sys.exit(f"writer_probe: `{' '.join(cmd)}` failed (exit {r.returncode})")
@@ -93,6 +94,7 @@ def main():
     if missing:
         sys.exit(f"{a.reference}: no tot-space row with the probe's ToT parameters for {len(missing)} of {len(probe)} choices "
                  f"(first: user {missing[0][0]}); was it refined with --space {a.space} --config {a.config}?")
+    out.mkdir(parents=True, exist_ok=True)
     keys = sorted(probe, key=lambda k: (int(k[0]) if k[0].isdigit() else k[0], k[1]))
     writers = {}
     for name, rs in (("probe", probe), ("reference", ref)):
@@ -101,6 +103,11 @@ def main():
                          "examples": [{"user": k[0], "chain": rs[k]["tree"]["chain"]} for k in keys[: a.examples]]}
     report = {"choices": len(keys), "tot_params": json.loads(param), "space": a.space, "config": a.config,
               "reference_store": a.reference, "seed": a.seed, "writers": writers}
+    # the run that searched the users keeps its summary (time, tokens); a rerun over the stored users does not
+    # overwrite it with an empty one
+    summary = json.loads(last.read_text())
+    if summary["summary"]["refined"] > 0 or not (out / "summary.json").is_file():
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"| writer | chains | no rationale | judge score of the kept chain (mean) | empty thoughts | thoughts without a word | chains with a wordless thought | thoughts at the {report['tot_params']['tot']['sampling']['max_tokens']}-token limit | words per chain |",
