@@ -110,7 +110,7 @@ def main():
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"| writer | chains | no rationale | judge score of the kept chain (mean) | empty thoughts | thoughts without a word | chains with a wordless thought | thoughts at the {report['tot_params']['tot']['sampling']['max_tokens']}-token limit | words per chain |",
+        f"| writer | chains | no rationale | judge score of the kept chain (mean over the scored ones) | empty thoughts | thoughts without a word | chains with a wordless thought | thoughts at the {report['tot_params']['tot']['sampling']['max_tokens']}-token limit | words per chain |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ("reference", "probe"):
