@@ -7,16 +7,16 @@ only bigger GGUF reachable from the package registries here is Gemma 3 270M (a b
 the first N users of the split, with the same space, ToT config and seed as a reference store that the default
 writer already refined, and compares the two writers on the same (user, target) choices:
 
-    python3 scripts/writer_probe.py --model models/gemma-3-270m-q4_k_m.gguf --users 20 \
+    python3 scripts/writer_probe.py --model models/gemma-3-270m-q4_k_m.gguf --users 40 \
         --space runs/pipeline-luxury-beauty-500-nameless/thought --config configs/tot-luxury-beauty-nameless.toml \
         --reference runs/pipeline-luxury-beauty-500-nameless/rationales.sqlite --out results/tot-writer-probe-gemma
 
 (`bash scripts/fetch_models.sh --gemma` fetches the Gemma file.) The probe's store goes to
-runs/writer-probe/<model stem>.sqlite (a rerun reuses it: ToT skips stored users). Writes OUT/summary.json (the
-`pulse tot` summary with its resolved config and seed, from the run that searched the users), OUT/probe.json and
-OUT/table.md, only once the comparison holds. The reference store is
-read only; its rows are matched on the ToT parameters (space hash and search settings), so a reference refined
-with another space or config is refused.
+runs/writer-probe/<model stem>.sqlite (a rerun reuses it: ToT skips stored users; every choice that store holds
+is compared, so remove it before asking for fewer users). Writes OUT/summary.json (the `pulse tot` summary with
+its resolved config and seed, from the run that searched the users), OUT/probe.json and OUT/table.md, only once
+the comparison holds. The reference store is read only; its rows are matched on the ToT parameters (space hash
+and search settings), so a reference refined with another space or config is refused.
 """
 import argparse
 import json
@@ -95,7 +95,7 @@ def main():
         sys.exit(f"{a.reference}: no tot-space row with the probe's ToT parameters for {len(missing)} of {len(probe)} choices "
                  f"(first: user {missing[0][0]}); was it refined with --space {a.space} --config {a.config}?")
     out.mkdir(parents=True, exist_ok=True)
-    keys = sorted(probe, key=lambda k: (int(k[0]) if k[0].isdigit() else k[0], k[1]))
+    keys = sorted(probe, key=lambda k: (not k[0].isdigit(), int(k[0]) if k[0].isdigit() else 0, k[0], k[1]))
     writers = {}
     for name, rs in (("probe", probe), ("reference", ref)):
         sel = [rs[k] for k in keys]
