@@ -22,17 +22,19 @@ import argparse
 import json
 import pathlib
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from rationale_overlap import open_store  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PULSE = ROOT / "target/release/pulse"
 
 
 def rows(db, method="tot-space"):
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    _, con = open_store(db)
     out = {}
     for user, target, params, rationale, score, raw, model in con.execute(
         "SELECT user, target, params, rationale, score, raw, model_name FROM rationales WHERE method = ?",
@@ -42,13 +44,16 @@ def rows(db, method="tot-space"):
     return out
 
 
+def wordless(thought):
+    """A thought with no letters at all ("1 2 3", "3.1. 3.2.", "") says nothing about the choice."""
+    return not re.search(r"[A-Za-z]{2,}", thought)
+
+
 def measure(rs):
     """Per writer: the judge's score of the kept chain, and what the generated thoughts look like."""
     nodes = [n for r in rs for n in r["tree"]["nodes"]]
     texts = [n["text"].strip() for n in nodes]
     chains = [r["tree"]["chain"] for r in rs]
-    # a thought with no letters at all ("1 2 3", "3.1. 3.2.", "") says nothing about the choice
-    wordless = [t for t in texts if not re.search(r"[A-Za-z]{2,}", t)]
     return {
         "chains": len(rs),
         # every thought of the kept chain empty: the store keeps the row without a rationale
@@ -56,8 +61,8 @@ def measure(rs):
         "mean_chain_score": statistics.mean(r["score"] for r in rs if r["score"] is not None),
         "thoughts": len(texts),
         "empty_thoughts": sum(1 for t in texts if not t) / len(texts),
-        "wordless_thoughts": len(wordless) / len(texts),
-        "chains_with_a_wordless_thought": sum(1 for c in chains if any(not re.search(r"[A-Za-z]{2,}", t) for t in c)) / len(chains),
+        "wordless_thoughts": sum(1 for t in texts if wordless(t)) / len(texts),
+        "chains_with_a_wordless_thought": sum(1 for c in chains if any(wordless(t) for t in c)) / len(chains),
         "thoughts_at_token_limit": sum(1 for n in nodes if n.get("truncated")) / len(nodes),
         "words_per_chain": statistics.mean(len((r["rationale"] or "").split()) for r in rs),
     }
