@@ -36,13 +36,19 @@ def main():
     ap.add_argument("sets", nargs="+", help="NAME=STORE:METHOD")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    sets, taken = [], {}
     for spec in a.sets:
         name, _, rest = spec.partition("=")
         store, _, method = rest.rpartition(":")
         if not (name and store and method):
             sys.exit(f"{spec}: expected NAME=STORE:METHOD")
+        if slug(name) in taken:
+            sys.exit(f"{name}: its report file {slug(name)}.json would overwrite the one of {taken[slug(name)]}; rename one")
+        taken[slug(name)] = name
+        sets.append((name, store, method))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, store, method in sets:
         dest = out / f"{slug(name)}.json"
         cmd = [a.pulse, "-q", "thought", "eval", "--data", a.data, "--store", store, "--method", method,
                "--space", a.space, "--negatives", str(a.negatives), "--seed", str(a.seed), "--out", str(dest)]
