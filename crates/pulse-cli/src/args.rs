@@ -550,15 +550,7 @@ pub enum ThoughtCmd {
     /// for the frozen encoder (untrained) and the trained space.
     Train {
         #[command(flatten)]
-        data: DataArgs,
-        #[arg(long)]
-        store: PathBuf,
-        /// Rationale method to train on.
-        #[arg(long, default_value = "initial")]
-        method: String,
-        /// Sentence-encoder folder (config.json, tokenizer.json, model.safetensors).
-        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
-        encoder: PathBuf,
+        src: RationaleSource,
         /// TOML with any of: temperature, batch, epochs, lr, weight_decay.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -576,18 +568,10 @@ pub enum ThoughtCmd {
     /// frozen encoder and the space.
     Eval {
         #[command(flatten)]
-        data: DataArgs,
-        #[arg(long)]
-        store: PathBuf,
-        /// Rationale method to measure.
-        #[arg(long, default_value = "initial")]
-        method: String,
+        src: RationaleSource,
         /// A trained space (`pulse thought train --out`).
         #[arg(long)]
         space: PathBuf,
-        /// Sentence-encoder folder (the one the space was trained on).
-        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
-        encoder: PathBuf,
         /// Same-history negatives per pair for "which item" (0 = leave it out); drawn as training draws
         /// them for --seed.
         #[arg(long, default_value_t = 8)]
@@ -601,4 +585,21 @@ pub enum ThoughtCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// Where `pulse thought` reads rationales from, and the encoder that embeds them (train and eval).
+#[derive(Args, Debug, Clone)]
+pub struct RationaleSource {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Rationale store (SQLite, written by `pulse rationales` / `pulse tot`).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Rationale method to train on or measure ("initial", "tot-space", "tot-likelihood", ...).
+    #[arg(long, default_value = "initial")]
+    pub method: String,
+    /// Sentence-encoder folder (config.json, tokenizer.json, model.safetensors); for eval, the one the
+    /// space was trained on.
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    pub encoder: PathBuf,
 }

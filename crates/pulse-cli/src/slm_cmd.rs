@@ -219,27 +219,16 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
 pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
     use crate::args::ThoughtCmd;
     match cmd {
-        ThoughtCmd::Train { data, store, method, encoder, config, holdout, seed, out } => {
-            thought_train(&data, &store, &method, &encoder, config.as_deref(), holdout, seed, &out)
-        }
-        ThoughtCmd::Eval { data, store, method, space, encoder, negatives, heldout, seed, out } => {
-            thought_eval(&data, &store, &method, &space, &encoder, negatives, heldout, seed, out.as_deref())
+        ThoughtCmd::Train { src, config, holdout, seed, out } => thought_train(&src, config.as_deref(), holdout, seed, &out),
+        ThoughtCmd::Eval { src, space, negatives, heldout, seed, out } => {
+            thought_eval(&src, &space, negatives, heldout, seed, out.as_deref())
         }
     }
 }
 
 /// `pulse thought train`: the space, its report and held-out choices under `out`; one line per measure.
-#[allow(clippy::too_many_arguments)]
-fn thought_train(
-    data: &crate::args::DataArgs,
-    store: &Path,
-    method: &str,
-    encoder: &Path,
-    config: Option<&Path>,
-    holdout: usize,
-    seed: u64,
-    out: &Path,
-) -> Result<()> {
+fn thought_train(src: &crate::args::RationaleSource, config: Option<&Path>, holdout: usize, seed: u64, out: &Path) -> Result<()> {
+    let crate::args::RationaleSource { data, store, method, encoder } = src;
     let cfg: pulse_thought::SpaceConfig = config.map(read_toml).transpose()?.unwrap_or_default();
     if !store.is_file() {
         bail!("{}: no such rationale store", store.display());
@@ -276,18 +265,15 @@ fn thought_train(
 
 /// `pulse thought eval`: a trained space measured on a store's rationales; one line on stdout, the report
 /// also as JSON with --out (written whole or not at all).
-#[allow(clippy::too_many_arguments)]
 fn thought_eval(
-    data: &crate::args::DataArgs,
-    store: &Path,
-    method: &str,
+    src: &crate::args::RationaleSource,
     space_dir: &Path,
-    encoder: &Path,
     negatives: usize,
     heldout: bool,
     seed: u64,
     out: Option<&Path>,
 ) -> Result<()> {
+    let crate::args::RationaleSource { data, store, method, encoder } = src;
     if !store.is_file() {
         bail!("{}: no such rationale store", store.display());
     }
