@@ -231,6 +231,15 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))
 }
 
+/// The rationale store at `path`, which must exist already (opening a missing path would create an empty
+/// store, and a typo would then read as "no rationales"): the one check every reader of a store makes.
+pub fn open_existing_store(path: &Path) -> Result<pulse_rationale::Store> {
+    if !path.is_file() {
+        bail!("{}: no such rationale store", path.display());
+    }
+    Ok(pulse_rationale::Store::open(path)?)
+}
+
 pub fn one_line(s: &str) -> String {
     s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
@@ -416,10 +425,7 @@ fn text_model_inputs(
         let (Some(store), Some(space_dir)) = (&ts.store, &ts.space) else {
             bail!("pulse-ts needs [pulse_ts] store and space in the config (a rationale store and a `pulse thought train --out` folder)");
         };
-        if !store.is_file() {
-            bail!("{}: no such rationale store", store.display());
-        }
-        let st = pulse_rationale::Store::open(store)?;
+        let st = open_existing_store(store)?;
         let space = pulse_thought::train::load(space_dir, &enc)?;
         let mut rcache = pulse_thought::EmbeddingCache::open(&dir.join("rationales.cache"), &enc)?;
         let (targets, counts) = pulse_thought::inputs::rationale_targets(&st, &ts.methods, &l.ds, &l.split, &enc, &space, &mut rcache)?;

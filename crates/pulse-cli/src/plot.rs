@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use pulse_data::Rng;
-use pulse_rationale::Store;
 
 use crate::args::PlotCmd;
-use crate::commands::{load_data, DataSpec};
+use crate::commands::{load_data, open_existing_store, DataSpec};
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
@@ -25,11 +24,8 @@ struct Domain {
 
 /// Up to `users` (rationale, behaviour) pairs of one dataset, the first available method per user.
 fn domain_pairs(data: &Path, store: &Path, methods: &[String], users: usize, seed: u64) -> Result<Domain> {
-    if !store.is_file() {
-        bail!("{}: no such rationale store", store.display());
-    }
+    let st = open_existing_store(store)?;
     let l = load_data(&DataSpec { path: data.to_path_buf(), format: Default::default(), interactions_file: None, dedup: false, kcore: 0 })?;
-    let st = Store::open(store)?;
     let titles: HashMap<&str, &str> = l.ds.items.iter().map(|it| (it.id.as_str(), it.title.as_str())).collect();
     let mut seen = HashSet::new();
     let mut pairs = Vec::new();

@@ -1,7 +1,7 @@
 //! `pulse sft`: build the step-5 training texts for one variant, tokenize them exactly as the engine
 //! will, and LoRA-tune the SLM (resumable), writing the adapter in both formats and a summary.
 use crate::args::{SftArgs, VariantArg};
-use crate::commands::{load_data, read_toml, DataSpec};
+use crate::commands::{load_data, open_existing_store, read_toml, DataSpec};
 use crate::slm_cmd::{load_engine, progress_bar};
 use anyhow::{bail, Context, Result};
 use pulse_sft::data::{self, SftPrompt, Variant, SFT_PROMPT_VERSION};
@@ -106,10 +106,7 @@ pub fn run_sft(l: &crate::commands::Loaded, j: &SftJob<'_>, quiet: bool) -> Resu
     // Rationales per required method (each map: split user → rationale text of that method).
     let mut maps: BTreeMap<String, BTreeMap<usize, String>> = BTreeMap::new();
     if !methods.is_empty() {
-        if !a.store.is_file() {
-            bail!("{}: no such rationale store (variant {} reads {:?})", a.store.display(), v.name(), methods);
-        }
-        let store = pulse_rationale::Store::open(&a.store)?;
+        let store = open_existing_store(&a.store).with_context(|| format!("variant {} reads {:?}", v.name(), methods))?;
         for m in &methods {
             let (map, _) = pulse_rationale::store::rationales_by_user(&store, std::slice::from_ref(m), &l.ds, &l.split)?;
             tracing::info!("{m}: rationales for {} users of {}", map.len(), l.ds.name);

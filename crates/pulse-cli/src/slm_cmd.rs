@@ -8,7 +8,7 @@ use pulse_rationale::{RationaleConfig, RunOptions, Store};
 use pulse_slm::{ChatMessage, EngineOptions, GenRequest, Generator, LlamaEngine, Prompt, SamplingParams, Weights};
 
 use crate::args::{ExportFormat, ModelArgs, WeightsArg, RationalesCmd, RationalesRun, SamplingArgs, SlmCmd};
-use crate::commands::{load_data, read_toml, DataSpec};
+use crate::commands::{load_data, open_existing_store, read_toml, DataSpec};
 
 /// Load the model; the default weights are fetched first when missing.
 pub fn load_engine(m: &ModelArgs) -> Result<LlamaEngine> {
@@ -197,10 +197,7 @@ pub fn export_to(st: &Store, method: Option<&str>, out: &Path) -> Result<usize> 
 }
 
 fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> {
-    if !store.is_file() {
-        bail!("{}: no such rationale store", store.display());
-    }
-    let st = Store::open(store)?;
+    let st = open_existing_store(store)?;
     match out {
         None => {
             let stdout = std::io::stdout();
@@ -230,11 +227,8 @@ pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
 fn thought_train(src: &crate::args::RationaleSource, config: Option<&Path>, holdout: usize, seed: u64, out: &Path) -> Result<()> {
     let crate::args::RationaleSource { data, store, method, encoder } = src;
     let cfg: pulse_thought::SpaceConfig = config.map(read_toml).transpose()?.unwrap_or_default();
-    if !store.is_file() {
-        bail!("{}: no such rationale store", store.display());
-    }
+    let st = open_existing_store(store)?;
     let l = load_data(&DataSpec::from(data))?;
-    let st = Store::open(store)?;
     let enc = pulse_thought::SentenceEncoder::load(encoder, 128)?;
     std::fs::create_dir_all(out)?;
     let mut cache = pulse_thought::EmbeddingCache::open(&out.join("embeddings.cache"), &enc)?;
@@ -274,15 +268,12 @@ fn thought_eval(
     out: Option<&Path>,
 ) -> Result<()> {
     let crate::args::RationaleSource { data, store, method, encoder } = src;
-    if !store.is_file() {
-        bail!("{}: no such rationale store", store.display());
-    }
+    let st = open_existing_store(store)?;
     if !space_dir.join("space.safetensors").is_file() {
         bail!("{}: no space.safetensors (train one with `pulse thought train --out`)", space_dir.display());
     }
     let only = heldout.then(|| pulse_thought::train::load_held_out(space_dir)).transpose()?;
     let l = load_data(&DataSpec::from(data))?;
-    let st = Store::open(store)?;
     let enc = pulse_thought::SentenceEncoder::load(encoder, 128)?;
     let space = pulse_thought::train::load(space_dir, &enc)?;
     let mut cache = pulse_thought::EmbeddingCache::in_memory(&enc);
