@@ -244,6 +244,21 @@ pub fn one_line(s: &str) -> String {
     s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
+/// The binary's one-line error: the error and its causes joined by ": ", like anyhow's `{:#}`, but a cause
+/// whose text the message already ends with is not repeated (our library errors print their source, e.g.
+/// "path: No such file or directory (os error 2)", and also expose it as `source()`).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !s.ends_with(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+    }
+    one_line(&s)
+}
+
 pub fn short_hash(s: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
@@ -654,6 +669,18 @@ pub fn write_outputs(out: &Path, o: &EvalOutput, t: &Trained) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::TsConfig;
+
+    #[test]
+    fn error_line_keeps_every_cause_once() {
+        // a library error that prints its io source and also exposes it: the io text appears once
+        let e = pulse_eval::RankFile::read(std::path::Path::new("/nonexistent/a.ranks.tsv")).unwrap_err();
+        let line = super::error_line(&anyhow::Error::from(e).context("comparing a and b"));
+        assert!(line.starts_with("comparing a and b: /nonexistent/a.ranks.tsv: "), "{line}");
+        assert_eq!(line.matches("(os error 2)").count(), 1, "{line}");
+        // causes the message does not already end with are kept, in order, on one line
+        let e = anyhow::anyhow!("bad value\non two lines").context("field x").context("config.toml");
+        assert_eq!(super::error_line(&e), "config.toml: field x: bad value on two lines");
+    }
 
     #[test]
     fn center_is_off_by_default_and_recorded_only_when_on() {

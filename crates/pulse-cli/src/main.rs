@@ -55,7 +55,7 @@ fn main() {
         .without_time()
         .init();
     if let Err(e) = run(cli) {
-        eprintln!("error: {}", one_line(&format!("{e:#}")));
+        eprintln!("error: {}", error_line(&e));
         std::process::exit(1);
     }
 }
