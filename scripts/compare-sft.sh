@@ -37,13 +37,15 @@ pairs=(
 )
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+# one paired comparison, appended to the output, with the flags the header line names
+compare() { "$P" compare -q --metric hr@1 --resamples 2000 "$1" "$2" >> "$out"; }
 echo "# pulse compare A B --metric hr@1 --resamples 2000 (paired: the same test users and $proto lists); $R" > "$out"
 n=0
 for p in "${pairs[@]}"; do
   set -- $p
   a="$R/$1-$proto.json" b="$R/$2-$proto.json"
   [ -f "$a" ] && [ -f "$b" ] || continue
-  "$P" compare -q --metric hr@1 --resamples 2000 "$a" "$b" >> "$out"
+  compare "$a" "$b"
   n=$((n + 1))
 done
 for d in "${against[@]}"; do
@@ -53,7 +55,7 @@ for d in "${against[@]}"; do
     [ -f "$a" ] && [ -f "$b" ] || continue
     [ "$m" -gt 0 ] || echo "# against $d: the same test users and $proto lists, ranked by its adapters (slm vs slm: the same base model, a check that the lists match)" >> "$out"
     echo "## $a $b" >> "$out"
-    "$P" compare -q --metric hr@1 --resamples 2000 "$a" "$b" >> "$out"
+    compare "$a" "$b"
     m=$((m + 1))
   done
   [ "$m" -gt 0 ] || { echo "compare-sft.sh: --against $d holds none of $R's SLM rows (-$proto.json)" >&2; exit 1; }
