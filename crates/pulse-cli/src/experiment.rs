@@ -319,7 +319,7 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
                     if let Some(sn) = c.snapshot.as_ref().filter(|sn| copied.elapsed().as_secs() >= sn.every_seconds) {
                         copied = std::time::Instant::now();
                         if let Err(e) = sn.save() {
-                            tracing::warn!("snapshot: {e:#}");
+                            tracing::warn!("snapshot: {}", error_line(&e));
                         }
                     }
                 }
