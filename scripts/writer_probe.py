@@ -11,7 +11,9 @@ writer already refined, and compares the two writers on the same (user, target) 
         --space runs/pipeline-luxury-beauty-500-nameless/thought --config configs/tot-luxury-beauty-nameless.toml \
         --reference runs/pipeline-luxury-beauty-500-nameless/rationales.sqlite --out results/tot-writer-probe-gemma
 
-(`bash scripts/fetch_models.sh --gemma` fetches the Gemma file.) The probe's store goes to
+`--probe-config` gives the probe its own ToT config, which may differ from the reference's only in the prompt's
+form (worked examples for a base model, `demonstrations`; `space_after_number`); its store is then
+runs/writer-probe/<model stem>-<config stem>.sqlite. (`bash scripts/fetch_models.sh --gemma` fetches the Gemma file.) The probe's store goes to
 runs/writer-probe/<model stem>.sqlite (a rerun reuses it: ToT skips stored users; every choice that store holds
 is compared, so remove it before asking for fewer users). Writes OUT/summary.json (the `pulse tot` summary with
 its resolved config and seed, from the run that searched the users), OUT/probe.json and OUT/table.md, only once
@@ -31,6 +33,8 @@ from rationale_overlap import open_store  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PULSE = ROOT / "target/release/pulse"
+# ToT settings that change only the prompt's form, which a probe config may set differently from the reference's
+PROMPT_FORM = ("demonstrations", "space_after_number")
 
 
 def rows(db, method="tot-space"):
@@ -42,6 +46,15 @@ def rows(db, method="tot-space"):
     ):
         out[(user, target)] = dict(params=params, rationale=rationale, score=score, tree=json.loads(raw), model=model)
     return out
+
+
+def search_settings(params):
+    """A row's ToT parameters without the prompt's form (worked examples, the space after the step number):
+    what the reference and the probe must share."""
+    p = json.loads(params)
+    for k in PROMPT_FORM:
+        p["tot"].pop(k, None)
+    return p
 
 
 def wordless(thought):
@@ -63,9 +76,17 @@ def measure(rs):
         "empty_thoughts": sum(1 for t in texts if not t) / len(texts),
         "wordless_thoughts": sum(1 for t in texts if wordless(t)) / len(texts),
         "chains_with_a_wordless_thought": sum(1 for c in chains if any(wordless(t) for t in c)) / len(chains),
+        "thoughts_opening_with_a_digit": sum(1 for t in texts if t[:1].isdigit()) / len(texts),
         "thoughts_at_token_limit": sum(1 for n in nodes if n.get("truncated")) / len(nodes),
         "words_per_chain": statistics.mean(len((r["rationale"] or "").split()) for r in rs),
+        # "7.45", "3.3x", "1990s": sizes, counts and step numbers instead of reasons
+        "words_with_a_digit": digit_share([r["rationale"] or "" for r in rs]),
     }
+
+
+def digit_share(texts):
+    words = [w for t in texts for w in t.split()]
+    return sum(1 for w in words if re.search(r"[0-9]", w)) / max(len(words), 1)
 
 
 def main():
@@ -76,16 +97,21 @@ def main():
     ap.add_argument("--data", default="data/amazon2018-luxury-beauty")
     ap.add_argument("--space", required=True)
     ap.add_argument("--config", required=True, help="the ToT config the reference store was refined with")
+    ap.add_argument("--probe-config", help="the probe's own ToT config: the reference's in another prompt form "
+                    "(worked examples, `demonstrations`, make it a completion prompt for a base model; "
+                    "`space_after_number`); nothing else may differ")
     ap.add_argument("--reference", required=True, help="a store the default writer refined with the same space and config")
     ap.add_argument("--examples", type=int, default=6, help="chains of each writer written to probe.json")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     out = pathlib.Path(a.out)
-    store = ROOT / "runs/writer-probe" / (pathlib.Path(a.model).stem + ".sqlite")
+    stem = pathlib.Path(a.model).stem + ("" if a.probe_config is None else "-" + pathlib.Path(a.probe_config).stem)
+    store = ROOT / "runs/writer-probe" / (stem + ".sqlite")
     store.parent.mkdir(parents=True, exist_ok=True)
     last = store.with_suffix(".summary.json")
+    probe_config = a.probe_config or a.config
     cmd = [str(PULSE), "tot", "-q", "--model", a.model, "--data", a.data, "--store", str(store), "--space", a.space,
-           "--config", a.config, "--users", str(a.users), "--seed", str(a.seed), "--summary", str(last)]
+           "--config", probe_config, "--users", str(a.users), "--seed", str(a.seed), "--summary", str(last)]
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode != 0:
         sys.exit(f"writer_probe: `{' '.join(cmd)}` failed (exit {r.returncode})")
@@ -95,7 +121,8 @@ def main():
     if len(params) != 1:
         sys.exit(f"{store}: {len(params)} different ToT parameter sets in the probe store; remove it and rerun")
     (param,) = params
-    missing = [k for k in probe if k not in ref or ref[k]["params"] != param]
+    want = search_settings(param)
+    missing = [k for k in probe if k not in ref or search_settings(ref[k]["params"]) != want]
     if missing:
         sys.exit(f"{a.reference}: no tot-space row with the probe's ToT parameters for {len(missing)} of {len(probe)} choices "
                  f"(first: user {missing[0][0]}); was it refined with --space {a.space} --config {a.config}?")
@@ -107,6 +134,7 @@ def main():
         writers[name] = {"model": sel[0]["model"], **measure(sel),
                          "examples": [{"user": k[0], "chain": rs[k]["tree"]["chain"]} for k in keys[: a.examples]]}
     report = {"choices": len(keys), "tot_params": json.loads(param), "space": a.space, "config": a.config,
+              "probe_config": probe_config,
               "reference_store": a.reference, "seed": a.seed, "writers": writers}
     # the run that searched the users keeps its summary (time, tokens); a rerun over the stored users does not
     # overwrite it with an empty one
@@ -115,15 +143,17 @@ def main():
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"| writer | chains | no rationale | judge score of the kept chain (mean over the scored ones) | empty thoughts | thoughts without a word | chains with a wordless thought | thoughts at the {report['tot_params']['tot']['sampling']['max_tokens']}-token limit | words per chain |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| writer | chains | no rationale | judge score of the kept chain (mean over the scored ones) | empty thoughts | thoughts opening with a digit | thoughts without a word | chains with a wordless thought | thoughts at the {report['tot_params']['tot']['sampling']['max_tokens']}-token limit | words per chain | chain words with a digit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ("reference", "probe"):
         w = writers[name]
-        lines.append(f"| {w['model']} | {w['chains']} | {w['no_rationale']:.0%} | {w['mean_chain_score']:.3f} | {w['empty_thoughts']:.1%} | {w['wordless_thoughts']:.1%} | "
-                     f"{w['chains_with_a_wordless_thought']:.1%} | {w['thoughts_at_token_limit']:.1%} | {w['words_per_chain']:.1f} |")
+        label = w["model"] + (f", prompt of {pathlib.Path(probe_config).name}" if name == "probe" and a.probe_config else "")
+        lines.append(f"| {label} | {w['chains']} | {w['no_rationale']:.0%} | {w['mean_chain_score']:.3f} | {w['empty_thoughts']:.1%} | {w['thoughts_opening_with_a_digit']:.1%} | {w['wordless_thoughts']:.1%} | "
+                     f"{w['chains_with_a_wordless_thought']:.1%} | {w['thoughts_at_token_limit']:.1%} | {w['words_per_chain']:.1f} | {w['words_with_a_digit']:.1%} |")
     lines += ["", f"The first {len(keys)} users of the split, each writer's search with the same space ({a.space}), ToT config "
-              f"({a.config}) and seed {a.seed}; by `scripts/writer_probe.py` (`{out.name}/probe.json`, with example chains)."]
+              f"({a.config}" + (f"; the probe's prompt: {probe_config}, the same search in another prompt form" if a.probe_config else "")
+              + f") and seed {a.seed}; by `scripts/writer_probe.py` (`{out.name}/probe.json`, with example chains)."]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

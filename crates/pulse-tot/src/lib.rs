@@ -10,7 +10,9 @@
 //! share of the chosen title's words the chain restates. With `contrast_negatives` = k > 0 the Thought-Space
 //! judge is contrastive: cos(R(chain), B(history, chosen)) minus the mean of cos(R(chain), B(history, n)) over
 //! k items n the user never touched, so what a chain shares with the history (restated history titles)
-//! cancels and only what singles out the chosen item scores.
+//! cancels and only what singles out the chosen item scores. Two settings change only the prompt's form:
+//! `demonstrations` (worked examples: a plain-text completion prompt for a base model, [`completion`]) and
+//! `space_after_number` (whether the prompt ends "k. " or "k.").
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -93,6 +95,36 @@ pub struct TotConfig {
     /// absent from the serialised settings. The likelihood judge has no use for it and refuses it.
     #[serde(skip_serializing_if = "pulse_slm::sampling::is_zero")]
     pub contrast_negatives: usize,
+    /// Worked examples for a base model, which has no chat template to follow. With any, the prompt is plain
+    /// text to be continued: a one-line heading, these examples, then the user's entry in the same form with
+    /// its chain so far ([`completion`]); without, the chat turns of [`messages`] (the method). Empty by
+    /// default, and then absent from the serialised settings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub demonstrations: Vec<Demonstration>,
+    /// Whether the prompt ends in a space after the open step's number ("3. ", the prompt as first written)
+    /// or at the full stop ("3.", the model writes the space). A prompt that ends in a space makes the model
+    /// start its thought with a token that has no leading space. SmolLM2's tokenizer gives most words their
+    /// leading space and digits none, so such a thought mostly opens with a number ("7.45 is …"). True by
+    /// default (the key of every row stored before the option), and then absent from the serialised settings.
+    #[serde(skip_serializing_if = "is_true")]
+    pub space_after_number: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// One worked example of a completion prompt: a shopper's recent items (oldest first), what they chose
+/// next, and the steps that explain it. Written in the config, so it is part of every row's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Demonstration {
+    pub history: Vec<String>,
+    /// Items similar shoppers bought (may be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<String>,
+    pub chosen: String,
+    pub steps: Vec<String>,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -123,6 +155,8 @@ impl Default for TotConfig {
             group: 32,
             title_penalty: 0.0,
             contrast_negatives: 0,
+            demonstrations: Vec::new(),
+            space_after_number: true,
         }
     }
 }
@@ -135,6 +169,14 @@ impl TotConfig {
         }
         if !(self.title_penalty.is_finite() && self.title_penalty >= 0.0) {
             return Err(TotError::Invalid(format!("tot: title_penalty must be a finite number >= 0, got {}", self.title_penalty)));
+        }
+        for (k, d) in self.demonstrations.iter().enumerate() {
+            let blank = |t: &String| t.trim().is_empty() || t.contains('\n');
+            if d.history.is_empty() || d.steps.is_empty() || d.history.iter().chain(&d.similar).chain(&d.steps).any(blank) || blank(&d.chosen) {
+                return Err(TotError::Invalid(format!(
+                    "tot: demonstrations[{k}] needs a non-empty history, chosen item and steps, each one line of text"
+                )));
+            }
         }
         Ok(())
     }
@@ -151,7 +193,7 @@ impl TotConfig {
 /// The similar users' recent items for one choice (dataset item indices, one list per similar user).
 pub type Neighbours = Vec<Vec<u32>>;
 
-/// The prompt for the next thought after `chain` (the assistant turn is continued from "k. ").
+/// The prompt for the next thought after `chain` (the assistant turn is continued from "k. ", or "k." without `space_after_number`).
 pub fn messages(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConfig, chain: &[String]) -> Vec<ChatMessage> {
     let mut base = pulse_rationale::messages(ds, c, &cfg.prompt);
     base.truncate(2);
@@ -169,7 +211,7 @@ pub fn messages(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConf
     for (k, t) in chain.iter().enumerate() {
         answer.push_str(&format!("{}. {}\n", k + 1, t));
     }
-    answer.push_str(&format!("{}. ", chain.len() + 1));
+    answer.push_str(&open_step(cfg, chain.len() + 1));
     vec![
         ChatMessage::system(
             "You explain why a shopper chose an item. Think step by step: each step is one short sentence \
@@ -180,6 +222,77 @@ pub fn messages(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConf
         )),
         ChatMessage::assistant(answer),
     ]
+}
+
+/// The prompt for the next thought after `chain`: chat turns ([`messages`]), or with demonstrations in the
+/// config a plain-text completion ([`completion`]).
+pub fn prompt(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConfig, chain: &[String]) -> Prompt {
+    if cfg.demonstrations.is_empty() {
+        Prompt::Chat(messages(ds, c, neighbours, cfg, chain))
+    } else {
+        Prompt::Raw(completion(ds, c, neighbours, cfg, chain))
+    }
+}
+
+/// Catalogue text inside a raw prompt: one line, and no `<`/`>` (so no control token can be spelled; a
+/// raw prompt is not scrubbed by the engine as chat turns are).
+fn plain(s: &str) -> String {
+    s.replace(['<', '>'], " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn entry(out: &mut String, history: &[String], similar: &[String], chosen: &str) {
+    out.push_str(&format!("Shopper's recent items: {}\n", history.join("; ")));
+    if !similar.is_empty() {
+        out.push_str(&format!("Shoppers with similar tastes bought: {}\n", similar.join("; ")));
+    }
+    out.push_str(&format!("Chosen next: {chosen}\nWhy, step by step:\n"));
+}
+
+/// The completion prompt of a base model: a heading, the config's demonstrations, then this user's entry
+/// (the same history, similar users' items and chosen item as [`messages`] shows) continued from "k. ".
+pub fn completion(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConfig, chain: &[String]) -> String {
+    let mut s = String::from(
+        "Why shoppers chose the item they bought next. Each step is one short sentence about the shopper's tastes and needs.\n\n",
+    );
+    for d in &cfg.demonstrations {
+        let h: Vec<String> = d.history.iter().map(|t| plain(t)).collect();
+        let sim: Vec<String> = d.similar.iter().map(|t| plain(t)).collect();
+        entry(&mut s, &h, &sim, &plain(&d.chosen));
+        for (k, t) in d.steps.iter().enumerate() {
+            s.push_str(&format!("{}. {}\n", k + 1, plain(t)));
+        }
+        s.push('\n');
+    }
+    let start = c.shown_from(&cfg.prompt);
+    let hist: Vec<String> = c.history[start..].iter().map(|&i| plain(&clip(&ds.items[i as usize].title, cfg.prompt.title_words))).collect();
+    let sim: Vec<String> = neighbours
+        .iter()
+        .flatten()
+        .map(|&i| plain(&clip(&ds.items[i as usize].title, cfg.similar_title_words)))
+        .collect();
+    entry(&mut s, &hist, &sim, &plain(&clip(&ds.items[c.target as usize].title, cfg.prompt.title_words)));
+    for (k, t) in chain.iter().enumerate() {
+        s.push_str(&format!("{}. {}\n", k + 1, t));
+    }
+    s.push_str(&open_step(cfg, chain.len() + 1));
+    s
+}
+
+/// The number that opens step `n`, where the prompt ends.
+fn open_step(cfg: &TotConfig, n: usize) -> String {
+    if cfg.space_after_number {
+        format!("{n}. ")
+    } else {
+        format!("{n}.")
+    }
+}
+
+/// Whether a ToT prompt ends in the space after the open step's number (see `space_after_number`).
+fn ends_in_space(p: &Prompt) -> bool {
+    match p {
+        Prompt::Chat(m) => m.last().is_some_and(|m| m.content.ends_with(' ')),
+        Prompt::Raw(s) => s.ends_with(' '),
+    }
 }
 
 /// One thought from a sample: its first line, without the step numbers small models like to repeat
@@ -323,10 +436,12 @@ impl ChainScorer for LikelihoodScorer {
         "likelihood".into()
     }
     fn score(&mut self, gen: &mut dyn Generator, job: &ScoreJob<'_>) -> Result<Vec<f64>> {
+        // The thoughts as the prompt continues them: with or without the space after the first number.
+        let sp = if ends_in_space(job.first_prompt) { "" } else { " " };
         let conts: Vec<String> = job
             .chains
             .iter()
-            .map(|c| c.iter().enumerate().map(|(k, t)| if k == 0 { t.clone() } else { format!("\n{}. {}", k + 1, t) }).collect())
+            .map(|c| c.iter().enumerate().map(|(k, t)| if k == 0 { format!("{sp}{t}") } else { format!("\n{}. {}", k + 1, t) }).collect())
             .collect();
         // Degenerate chains (an empty thought, possibly all of them) lose without being scored: the engine
         // refuses an empty continuation.
@@ -480,7 +595,7 @@ pub fn run(
                 let hist: Vec<&str> = c.history.iter().map(|&i| ds.items[i as usize].title.as_str()).collect();
                 Search {
                     choice: c,
-                    first: Prompt::Chat(messages(ds, c, neighbours.get(&c.user).unwrap_or(&none), cfg, &[])),
+                    first: prompt(ds, c, neighbours.get(&c.user).unwrap_or(&none), cfg, &[]),
                     behaviour: pulse_thought::train::behaviour_text(&hist, &ds.items[c.target as usize].title),
                     negatives: negative_behaviours(ds, c, cfg.contrast_negatives, opts.seed),
                     beams: vec![(Vec::new(), usize::MAX, 0.0)],
@@ -500,7 +615,7 @@ pub fn run(
                 for (b, (chain, _, _)) in se.beams.iter().enumerate() {
                     owners.push((s, b));
                     requests.push(GenRequest {
-                        prompt: Prompt::Chat(messages(ds, c, nb, cfg, chain)),
+                        prompt: prompt(ds, c, nb, cfg, chain),
                         n: cfg.branching,
                         seed: node_seed(opts.seed, &uid(c), &iid(c.target), depth, b),
                         params: cfg.sampling.clone(),

@@ -322,3 +322,92 @@ fn contrast_negatives_reach_the_judge_and_the_key() {
     let e = run(&mut scripted(), &mut LikelihoodScorer, &ds, &split, &HashMap::new(), &cfg, Scoring::Likelihood, &opts, &store, &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("contrast_negatives"), "{e}");
 }
+
+fn demo() -> Demonstration {
+    Demonstration {
+        history: vec!["Unscented Body Lotion".into(), "Fragrance-Free <eos> Cleanser".into()],
+        similar: vec![],
+        chosen: "Sensitive Skin Moisturiser".into(),
+        steps: vec!["She avoids fragrance.".into(), "Her skin is sensitive.".into()],
+    }
+}
+
+#[test]
+fn demonstrations_turn_the_prompt_into_a_completion_and_reach_the_key() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let store = Store::in_memory().unwrap();
+    let mut g = scripted();
+    let neighbours: HashMap<u32, Neighbours> = [(0u32, vec![vec![5u32, 4], vec![3]])].into();
+    let cfg = TotConfig { depth: 2, demonstrations: vec![demo()], ..TotConfig::default() };
+    run(&mut g, &mut Keyword, &ds, &split, &neighbours, &cfg, Scoring::Space, &RunOptions { seed: 3, users: Some(1) }, &store, &mut |_| {}).unwrap();
+    let Prompt::Raw(p0) = &g.seen[0].prompt else { panic!("a completion prompt is raw text: {:?}", g.seen[0].prompt) };
+    // The heading, the worked example in the user's form (no control-token spelling), then the user's entry.
+    let want = "Shopper's recent items: Unscented Body Lotion; Fragrance-Free eos Cleanser\n\
+                Chosen next: Sensitive Skin Moisturiser\nWhy, step by step:\n1. She avoids fragrance.\n2. Her skin is sensitive.\n\n\
+                Shopper's recent items: Rose Lip Balm; Argan Oil Shampoo\n\
+                Shoppers with similar tastes bought: Hair Oil; Clay Mask; Night Cream\n\
+                Chosen next: Vitamin C Serum\nWhy, step by step:\n1. ";
+    assert!(p0.starts_with("Why shoppers chose"), "{p0}");
+    assert!(p0.ends_with(want), "{p0}");
+    // The next depth continues the kept thought ("meh thought 0" from the raw sample, cleaned to one line).
+    let p1 = text_of(&g.seen.last().unwrap().prompt);
+    assert!(p1.contains("Why, step by step:\n1. ") && p1.ends_with("\n2. "), "{p1}");
+    // The demonstrations are part of the settings, so rows written without them never match.
+    let r = &store.records(Some("tot-space")).unwrap()[0];
+    assert!(r.key.params.contains("\"demonstrations\":[{\"chosen\":\"Sensitive Skin Moisturiser\",\"history\":[\"Unscented Body Lotion\""), "{}", r.key.params);
+    assert!(!config_params(&TotConfig::default(), "k").contains("demonstrations"));
+    // A demonstration without steps, or with a two-line step, is refused.
+    for bad in [Demonstration { steps: vec![], ..demo() }, Demonstration { steps: vec!["a\nb".into()], ..demo() }] {
+        let cfg = TotConfig { demonstrations: vec![bad], ..TotConfig::default() };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("demonstrations[0]"), "{e}");
+    }
+}
+
+/// Records what the likelihood judge asks the engine to score.
+struct ScoreLog(Scripted, Vec<String>);
+impl Generator for ScoreLog {
+    fn model(&self) -> &pulse_slm::ModelId {
+        self.0.model()
+    }
+    fn count_tokens(&self, p: &Prompt) -> pulse_slm::Result<usize> {
+        self.0.count_tokens(p)
+    }
+    fn generate(&mut self, r: &[GenRequest], sink: &mut dyn FnMut(pulse_slm::GenEvent<'_>)) -> pulse_slm::Result<()> {
+        self.0.generate(r, sink)
+    }
+    fn reset(&mut self) {
+        self.0.reset()
+    }
+    fn score(&mut self, p: &Prompt, conts: &[String]) -> pulse_slm::Result<Vec<pulse_slm::LogLik>> {
+        self.1.extend(conts.iter().cloned());
+        self.0.score(p, conts)
+    }
+}
+
+#[test]
+fn without_the_space_after_the_number_the_model_writes_it_and_the_judge_scores_it() {
+    let ds = dataset();
+    let split = Split::leave_one_out(&ds);
+    let neighbours = HashMap::new();
+    for (space, demos) in [(true, vec![]), (false, vec![]), (false, vec![demo()])] {
+        let store = Store::in_memory().unwrap();
+        let cfg = TotConfig { depth: 2, branching: 1, beam: 1, space_after_number: space, demonstrations: demos, ..TotConfig::default() };
+        let mut g = ScoreLog(Scripted::new(|_, _| " Likes roses".into()), Vec::new());
+        run(&mut g, &mut LikelihoodScorer, &ds, &split, &neighbours, &cfg, Scoring::Likelihood, &RunOptions { seed: 1, users: Some(1) }, &store, &mut |_| {})
+            .unwrap();
+        let texts: Vec<String> = g.0.seen.iter().map(|r| text_of(&r.prompt)).collect();
+        let want = if space { [" 1. ", "\n2. "] } else { [" 1.", "\n2."] };
+        assert_eq!(texts.len(), 2);
+        for (t, w) in texts.iter().zip(want) {
+            let t = t.replace("Why, step by step:\n", "Why: ");
+            assert!(t.ends_with(w), "space_after_number = {space}: {t:?} should end with {w:?}");
+        }
+        // The judge scores the thoughts as the prompt continues them: the first after "1." needs its space.
+        let first = if space { "Likes roses" } else { " Likes roses" };
+        assert_eq!(g.1.last().unwrap(), &format!("{first}\n2. Likes roses"), "space_after_number = {space}");
+        let key = &store.records(Some("tot-likelihood")).unwrap()[0].key.params;
+        assert_eq!(key.contains("\"space_after_number\":false"), !space, "{key}");
+    }
+}
