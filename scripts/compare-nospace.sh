@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Paired comparisons of PULSE with the ToT prompt ending at "1." (configs/pipeline-luxury-beauty-500-nospace.toml)
-# with the rows it shares its 200 test users and cand5 lists with: the title-penalised pipeline it differs from
-# only in that prompt (its PULSE and SFT with reasons, results/pipeline-luxury-beauty-500-nameless/), and the
-# 500-user reference rows (PULSE with the method's ToT, SFT with reasons, plain SFT, the base SLM). Writes
-# compare.txt into the nospace results.
+# Paired comparisons of a PULSE row of the title-penalised 500-user pipeline run with another ToT prompt form
+# (DIR, default results/pipeline-luxury-beauty-500-nospace: the prompt ending at "1.",
+# configs/pipeline-luxury-beauty-500-nospace.toml; results/pipeline-luxury-beauty-500-gemma: Gemma writing the
+# chains from worked examples) with the rows it shares its 200 test users and cand5 lists with: the title-penalised
+# pipeline it differs from only in the ToT writer's prompt (its PULSE and SFT with reasons,
+# results/pipeline-luxury-beauty-500-nameless/), and the 500-user reference rows (PULSE with the method's ToT, SFT
+# with reasons, plain SFT, the base SLM). Writes DIR/compare.txt.
 #   pulse experiment configs/pipeline-luxury-beauty-500-nospace.toml
-#   bash scripts/compare-nospace.sh [path/to/pulse]
+#   bash scripts/compare-nospace.sh [DIR] [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-P=${1:-target/release/pulse}
-S=results/pipeline-luxury-beauty-500-nospace
+S=${1:-results/pipeline-luxury-beauty-500-nospace}
+P=${2:-target/release/pulse}
 N=results/pipeline-luxury-beauty-500-nameless
 R=results/pipeline-luxury-beauty-500
 bash scripts/compare-one-vs.sh "$P" "$S/compare.txt" \
-  "# pulse compare A B --metric hr@1 --resamples 2000 (PULSE, ToT prompt ending at '1.', vs the title-penalised and 500-user rows, same 200 test users x cand5)" \
+  "# pulse compare A B --metric hr@1 --resamples 2000 (PULSE of $S vs the title-penalised and 500-user rows, same 200 test users x cand5)" \
   "$S/pulse-cand5.json" "$N/pulse-cand5.json" "$N/sft-reasons-cand5.json" "$R/pulse-cand5.json" "$R/sft-reasons-cand5.json" \
   "$R/sft-plain-cand5.json" "$R/slm-cand5.json"
