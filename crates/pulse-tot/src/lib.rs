@@ -249,7 +249,9 @@ fn entry(out: &mut String, history: &[String], similar: &[String], chosen: &str)
 }
 
 /// The completion prompt of a base model: a heading, the config's demonstrations, then this user's entry
-/// (the same history, similar users' items and chosen item as [`messages`] shows) continued from "k. ".
+/// (the same history, similar users' items and chosen item as [`messages`] shows) continued from the open step
+/// ("k. " or "k."). The chain's own thoughts go in as the model wrote them (first line, trimmed): the engine
+/// scrubs control-token texts from chat turns only.
 pub fn completion(ds: &Dataset, c: &Choice, neighbours: &Neighbours, cfg: &TotConfig, chain: &[String]) -> String {
     let mut s = String::from(
         "Why shoppers chose the item they bought next. Each step is one short sentence about the shopper's tastes and needs.\n\n",
