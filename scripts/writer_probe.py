@@ -12,9 +12,10 @@ writer already refined, and compares the two writers on the same (user, target) 
         --reference runs/pipeline-luxury-beauty-500-nameless/rationales.sqlite --out results/tot-writer-probe-gemma
 
 `--probe-config` gives the probe its own ToT config, which may differ from the reference's only in the prompt's
-form (worked examples for a base model, `demonstrations`; `space_after_number`); its store is then
-runs/writer-probe/<model stem>-<config stem>.sqlite. (`bash scripts/fetch_models.sh --gemma` fetches the Gemma file.) The probe's store goes to
-runs/writer-probe/<model stem>.sqlite (a rerun reuses it: ToT skips stored users; every choice that store holds
+form (worked examples for a base model, `demonstrations`; `space_after_number`).
+(`bash scripts/fetch_models.sh --gemma` fetches the Gemma file.) The probe's store goes to
+runs/writer-probe/<model stem>.sqlite, or <model stem>-<probe config stem>.sqlite with `--probe-config`
+(a rerun reuses it: ToT skips stored users; every choice that store holds
 is compared, so remove it before asking for fewer users). Writes OUT/summary.json (the `pulse tot` summary with
 its resolved config and seed, from the run that searched the users), OUT/probe.json and OUT/table.md, only once
 the comparison holds. The reference store is read only; its rows are matched on the ToT parameters (space hash
