@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Paired comparisons for the question "does a rationale that restates less of the chosen title transfer better?":
+# pulse-ts-text (and the hybrid it is part of) aligned with SmolLM2's or Gemma's ToT-space chains vs the same
+# 500 users' initial rationales, on each transfer target. Writes compare.txt into the -500-smollm2 and -500-gemma
+# folders. Run after:
+#   for d in video-games office; do for k in initial smollm2 gemma; do
+#     pulse experiment configs/hybrid-cross-$d-centered-500-$k.toml; done; done
+#   bash scripts/compare-writers.sh [path/to/pulse]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+P=${1:-target/release/pulse}
+cmp() { "$P" compare -q --resamples 2000 "$@"; }
+
+for d in video-games office; do
+  B=results/hybrid-cross-$d-centered-500-initial
+  for k in smollm2 gemma; do
+    R=results/hybrid-cross-$d-centered-500-$k
+    [ -f "$R/hybrid-cand5.json" ] && [ -f "$B/hybrid-cand5.json" ] || continue
+    {
+      echo "# pulse compare A B --resamples 2000 (paired: every test user, the same candidate lists)"
+      echo "# pulse-ts-text aligned with $k's ToT-space chains vs the same 500 users' initial rationales ($B)"
+      for m in pulse-ts-text hybrid; do
+        for p in cand5 cand20 full; do echo "# $m, vs $B/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$R/$m-$p.json" "$B/$m-$p.json"; done
+      done
+      if [ "$k" = gemma ] && [ -f "results/hybrid-cross-$d-centered-500-smollm2/hybrid-cand5.json" ]; then
+        S=results/hybrid-cross-$d-centered-500-smollm2
+        echo "# Gemma's chains vs SmolLM2's ($S)"
+        for m in pulse-ts-text hybrid; do
+          for p in cand5 cand20 full; do echo "# $m, vs $S/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$R/$m-$p.json" "$S/$m-$p.json"; done
+        done
+      fi
+    } > "$R/compare.txt"
+  done
+done
