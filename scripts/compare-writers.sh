@@ -10,12 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${1:-target/release/pulse}
 cmp() { "$P" compare -q --resamples 2000 "$@"; }
+out=
+trap 'rm -f "$out"' EXIT
 
 for d in video-games office; do
   B=results/hybrid-cross-$d-centered-500-initial
   for k in smollm2 gemma; do
     R=results/hybrid-cross-$d-centered-500-$k
     [ -f "$R/hybrid-cand5.json" ] && [ -f "$B/hybrid-cand5.json" ] || continue
+    out=$(mktemp)
     {
       echo "# pulse compare A B --resamples 2000 (paired: every test user, the same candidate lists)"
       echo "# pulse-ts-text aligned with $k's ToT-space chains vs the same 500 users' initial rationales ($B)"
@@ -29,6 +32,8 @@ for d in video-games office; do
           for p in cand5 cand20 full; do echo "# $m, vs $S/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$R/$m-$p.json" "$S/$m-$p.json"; done
         done
       fi
-    } > "$R/compare.txt"
+    } > "$out"
+    mv "$out" "$R/compare.txt"   # never half-written
+    out=
   done
 done
