@@ -10,6 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${1:-target/release/pulse}
 cmp() { "$P" compare -q --resamples 2000 "$@"; }
+# every pulse-ts-text and hybrid file of folder $1 against its twin in folder $2
+against() {
+  for m in pulse-ts-text hybrid; do
+    for p in cand5 cand20 full; do echo "# $m, vs $2/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$1/$m-$p.json" "$2/$m-$p.json"; done
+  done
+}
 out=
 trap 'rm -f "$out"' EXIT
 
@@ -22,15 +28,11 @@ for d in video-games office; do
     {
       echo "# pulse compare A B --resamples 2000 (paired: every test user, the same candidate lists)"
       echo "# pulse-ts-text aligned with $k's ToT-space chains vs the same 500 users' initial rationales ($B)"
-      for m in pulse-ts-text hybrid; do
-        for p in cand5 cand20 full; do echo "# $m, vs $B/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$R/$m-$p.json" "$B/$m-$p.json"; done
-      done
+      against "$R" "$B"
       if [ "$k" = gemma ] && [ -f "results/hybrid-cross-$d-centered-500-smollm2/hybrid-cand5.json" ]; then
         S=results/hybrid-cross-$d-centered-500-smollm2
         echo "# Gemma's chains vs SmolLM2's ($S)"
-        for m in pulse-ts-text hybrid; do
-          for p in cand5 cand20 full; do echo "# $m, vs $S/$m-$p.json"; cmp --metric hr@1 --metric ndcg@10 "$R/$m-$p.json" "$S/$m-$p.json"; done
-        done
+        against "$R" "$S"
       fi
     } > "$out"
     mv "$out" "$R/compare.txt"   # never half-written
