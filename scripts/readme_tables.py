@@ -64,8 +64,57 @@ def tot_table(summary_path):
     )
 
 
+def summary_tables(cells_path):
+    """The cross-experiment summary: every cell read from one committed result file, as cells.json lists them.
+
+    A cell is `folder/row-protocol` (results/folder/row-protocol.json; HR@1 on candidate protocols, NDCG@10
+    on `full`), a literal `=value` (a number reported elsewhere, not run here) or null (not run).
+    """
+    import json
+    spec = json.loads(cells_path.read_text())
+    out = []
+    for t in spec["tables"]:
+        loaded = {}
+        for _, cells in t["rows"]:
+            if len(cells) != len(t["columns"]):
+                sys.exit(f"{cells_path}: a row of '{t['title']}' has {len(cells)} cells for {len(t['columns'])} columns")
+            for c in cells:
+                if c and not c.startswith("="):
+                    f = root / "results" / f"{c}.json"
+                    if not f.is_file():
+                        sys.exit(f"{cells_path}: results/{c}.json does not exist")
+                    r = json.loads(f.read_text())
+                    metric = "ndcg@10" if r["protocol"] == "full" else "hr@1"
+                    lo, hi = r["ci95"][metric]
+                    loaded[c] = (r["metrics"][metric], (hi - lo) / 2, r["n_users"])
+        full_n = [max([loaded[c][2] for _, cells in t["rows"] for c in [cells[j]] if c in loaded] or [0])
+                  for j in range(len(t["columns"]))]
+
+        def cell(c, j):
+            if c is None:
+                return "–"
+            if c.startswith("="):
+                return f"*{c[1:]}*"
+            v, hw, n = loaded[c]
+            return f"{v:.3f} ±{hw:.3f}" + (f" (n={n:,})" if n < full_n[j] else "")
+
+        out.append(f"**{t['title']}**\n\n| model | " + " | ".join(t["columns"]) + " |\n|---|" + "---|" * len(t["columns"]) + "\n")
+        for label, cells in t["rows"]:
+            out.append(f"| {label} | " + " | ".join(cell(c, j) for j, c in enumerate(cells)) + " |\n")
+        folders = {}
+        for label, cells in t["rows"]:
+            for c in cells:
+                if c in loaded:
+                    folders.setdefault(c.split("/")[0], []).append(c.split("/")[1].rsplit("-", 1)[0])
+        out.append("\nCells from " + "; ".join(
+            f"`{k}` ({', '.join(dict.fromkeys(v))})" for k, v in folders.items()) + ".\n\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
 def repl(m):
     d = root / "results" / m.group(2)
+    if (d / "cells.json").exists():
+        return m.group(1) + summary_tables(d / "cells.json") + m.group(4)
     table = d / "table.md"
     if table.exists():
         return m.group(1) + table.read_text() + m.group(4)
