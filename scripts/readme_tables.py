@@ -87,7 +87,8 @@ def summary_tables(cells_path):
                     metric = "ndcg@10" if r["protocol"] == "full" else "hr@1"
                     lo, hi = r["ci95"][metric]
                     loaded[c] = (r["metrics"][metric], (hi - lo) / 2, r["n_users"])
-        full_n = [max([loaded[c][2] for _, cells in t["rows"] for c in [cells[j]] if c in loaded] or [0])
+        # a column's largest sample is its full test set; smaller ones are marked (n=…)
+        full_n = [max((loaded[cells[j]][2] for _, cells in t["rows"] if cells[j] in loaded), default=0)
                   for j in range(len(t["columns"]))]
 
         def cell(c, j):
