@@ -42,7 +42,7 @@ def load_ranks(path):
 
 
 def pair(a, b):
-    """Counts for two rows' ranks over the users both have."""
+    """Counts for two rows' ranks; both must rank the same users (else ValueError)."""
     users = sorted(a.keys() & b.keys())
     if len(users) != len(a) or len(users) != len(b):
         raise ValueError(f"the rows rank different users ({len(a)} and {len(b)}, {len(users)} in common)")
