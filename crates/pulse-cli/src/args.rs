@@ -162,6 +162,8 @@ pub enum VariantArg {
     Reasons,
     TotLikelihood,
     Pulse,
+    /// A control: SFT with reasons' rationales, each given to another user.
+    ShuffledReasons,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

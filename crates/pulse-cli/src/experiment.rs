@@ -33,7 +33,8 @@ pub struct ExperimentConfig {
     #[serde(default)]
     pub pulse_ts: TsConfig,
     /// SLM rows: `slm` (the base model zero-shot), `sft-plain`, `sft-reasons`, `sft-tot-likelihood`,
-    /// `pulse` (LoRA-tuned on [slm] train data, then ranking candidates by likelihood).
+    /// `pulse` (LoRA-tuned on [slm] train data, then ranking candidates by likelihood), and the control
+    /// `sft-shuffled-reasons` (SFT with reasons' rationales, each given to another user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slm: Option<SlmSection>,
     /// Cross-domain: the text-only models (`text`, `pulse-ts-text`) train on this dataset and rank the
@@ -428,6 +429,7 @@ pub fn slm_row(name: &str) -> Option<Option<pulse_sft::data::Variant>> {
         "sft-reasons" => Some(Variant::Reasons),
         "sft-tot-likelihood" => Some(Variant::TotLikelihood),
         "pulse" => Some(Variant::Pulse),
+        "sft-shuffled-reasons" => Some(Variant::ShuffledReasons),
         _ => return None,
     })
 }
@@ -473,7 +475,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             Some(_) if c.slm.is_none() => bail!("{}: model {m} needs an [slm] table (store, sft)", path.display()),
             Some(_) => {}
             None => {
-                let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse)", path.display()))?;
+                let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse, sft-shuffled-reasons)", path.display()))?;
                 if c.train_data.is_some() && !text_only(k) {
                     bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text, content, lexical or SLM rows)", path.display());
                 }

@@ -36,6 +36,7 @@ pub fn variant(v: VariantArg) -> Variant {
         VariantArg::Reasons => Variant::Reasons,
         VariantArg::TotLikelihood => Variant::TotLikelihood,
         VariantArg::Pulse => Variant::Pulse,
+        VariantArg::ShuffledReasons => Variant::ShuffledReasons,
     }
 }
 
@@ -118,7 +119,11 @@ pub fn run_sft(l: &crate::commands::Loaded, j: &SftJob<'_>, quiet: bool) -> Resu
     if users.is_empty() {
         bail!("no training user of {} has all of {:?} in {}", l.ds.name, methods, a.store.display());
     }
-    let own = v.method().map(|m| &maps[m]);
+    let shuffled = match v {
+        Variant::ShuffledReasons => Some(data::derange(&maps["initial"], &users, a.seed)?),
+        _ => None,
+    };
+    let own = shuffled.as_ref().or_else(|| v.method().map(|m| &maps[m]));
     let items = data::build(&l.ds, &l.split, &users, own, &cfg.prompt, a.seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     let mut jsonl = String::new();

@@ -156,6 +156,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     // bad input: one line, non-zero exit
     for (args, needle) in [
         (vec!["sft", "--data", da, "--model", mo, "--variant", "pulse", "--store", st, "--users", "3", "--out", "x"], "has all of [\"tot-space\"]"),
+        (vec!["sft", "--data", da, "--model", mo, "--variant", "shuffled-reasons", "--store", st, "--users", "1", "--out", "x"], "at least 2 users"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "full", "--out", "y.json"], "candidate lists only"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--no-repeat-ngram", "1", "--out", "z.json"], "no_repeat_ngram"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--repeat-penalty", "0.5", "--out", "z.json"], "repeat_penalty: 0.5"),

@@ -30,16 +30,20 @@ pub enum Variant {
     TotLikelihood,
     /// ToT rationales judged by the Thought Space (PULSE).
     Pulse,
+    /// A control, not a method row: the step-2 rationales of SFT with reasons, each given to another
+    /// training user ([`derange`]), so every prompt carries a fluent rationale about someone else's choice.
+    /// If it ranks like SFT with reasons, the rationale's content does not reach the ranker.
+    ShuffledReasons,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 4] = [Variant::Plain, Variant::Reasons, Variant::TotLikelihood, Variant::Pulse];
+    pub const ALL: [Variant; 5] = [Variant::Plain, Variant::Reasons, Variant::TotLikelihood, Variant::Pulse, Variant::ShuffledReasons];
 
     /// The rationale store method it reads.
     pub fn method(self) -> Option<&'static str> {
         match self {
             Variant::Plain => None,
-            Variant::Reasons => Some("initial"),
+            Variant::Reasons | Variant::ShuffledReasons => Some("initial"),
             Variant::TotLikelihood => Some("tot-likelihood"),
             Variant::Pulse => Some("tot-space"),
         }
@@ -51,6 +55,7 @@ impl Variant {
             Variant::Reasons => "reasons",
             Variant::TotLikelihood => "tot-likelihood",
             Variant::Pulse => "pulse",
+            Variant::ShuffledReasons => "shuffled-reasons",
         }
     }
 }
@@ -202,6 +207,24 @@ pub fn select_users(split: &Split, rationales: &[&BTreeMap<usize, String>], max:
         users.sort_unstable();
     }
     users
+}
+
+/// The rationales of `users` passed on: a seeded random order of the users, each given the rationale of
+/// the next one in it (the last gets the first's), so nobody keeps their own and every rationale is used
+/// once. Needs at least two users, each with a rationale in `rationales`.
+pub fn derange(rationales: &BTreeMap<usize, String>, users: &[usize], seed: u64) -> Result<BTreeMap<usize, String>> {
+    if users.len() < 2 {
+        return Err(SftError::Invalid(format!("shuffled rationales need at least 2 users, got {}", users.len())));
+    }
+    let mut order = users.to_vec();
+    Rng::derive(seed, "sft-derange").shuffle(&mut order);
+    let mut out = BTreeMap::new();
+    for (k, &u) in order.iter().enumerate() {
+        let donor = order[(k + 1) % order.len()];
+        let r = rationales.get(&donor).ok_or_else(|| SftError::Invalid(format!("no rationale for split user {donor}")))?;
+        out.insert(u, r.clone());
+    }
+    Ok(out)
 }
 
 /// Training texts for `users` (split indices); `rationales` must hold one for each of them unless the

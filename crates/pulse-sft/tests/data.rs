@@ -129,3 +129,37 @@ fn reason_loss_moves_the_rationale_into_the_learned_part_and_is_off_by_default()
     let plain = build(&ds, &split, &users, None, &SftPrompt { reason_loss: true, ..o }, 7).unwrap();
     assert!(plain.iter().all(|p| p.prefix == "The recommendation is " && p.reason.is_empty()));
 }
+
+#[test]
+fn derange_gives_every_user_another_users_rationale_once() {
+    use pulse_sft::data::derange;
+    let (ds, split) = lb();
+    let rats: BTreeMap<usize, String> =
+        (0..split.users.len()).filter(|i| split.users[*i].train.len() >= 2).take(200).map(|i| (i, format!("reason of user {i}."))).collect();
+    let users = select_users(&split, &[&rats], 50, 7);
+    let d = derange(&rats, &users, 42).unwrap();
+    assert_eq!(d.keys().copied().collect::<Vec<_>>(), users, "one rationale per user, no other user");
+    for (u, r) in &d {
+        assert_ne!(r, &rats[u], "user {u} kept their own rationale");
+    }
+    // each rationale is used exactly once
+    let used: HashSet<&String> = d.values().collect();
+    assert_eq!(used.len(), users.len());
+    assert!(users.iter().all(|u| used.contains(&rats[u])));
+    // seeded: the same again, another pairing with another seed
+    assert_eq!(d, derange(&rats, &users, 42).unwrap());
+    assert_ne!(d, derange(&rats, &users, 43).unwrap());
+    // the texts differ from SFT with reasons only in the prefix, and carry the donor's rationale
+    let o = SftPrompt::default();
+    let own = build(&ds, &split, &users, Some(&rats), &o, 42).unwrap();
+    let shuffled = build(&ds, &split, &users, Some(&d), &o, 42).unwrap();
+    for ((a, b), u) in own.iter().zip(&shuffled).zip(&users) {
+        assert_eq!((&a.user_turn, &a.answer), (&b.user_turn, &b.answer));
+        assert_ne!(a.prefix, b.prefix);
+        assert!(b.prefix.contains(d[u].trim_end_matches('.')), "{}", b.prefix);
+    }
+    // one user cannot be deranged; a user without a rationale is an error
+    assert!(derange(&rats, &users[..1], 42).unwrap_err().to_string().contains("at least 2 users"));
+    let missing = (0..split.users.len()).find(|i| !rats.contains_key(i)).unwrap();
+    assert!(derange(&rats, &[users[0], missing], 42).unwrap_err().to_string().contains("no rationale for split user"));
+}
