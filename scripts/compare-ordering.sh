@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Paired comparisons behind the issue's ordering PULSE >= SFT with reasons >= plain SFT, for an experiment whose
 # folder has all three rows on the same test users and candidate lists (cand5 unless PROTOCOL is set): PULSE vs
-# reasons, reasons vs plain, PULSE vs plain.
+# reasons, reasons vs plain, PULSE vs plain; a pair whose rows the folder lacks is left out (at least one must be
+# there).
 # Writes DIR/compare.txt (through a temporary file: never half-written). Used for
 #   results/pipeline-luxury-beauty-500-gemma-eval600 (default; configs/pipeline-luxury-beauty-500-gemma-eval600.toml)
 #   results/pulse-cross-video-games-500-gemma (configs/pulse-cross-video-games-500-gemma.toml)
 #   results/pulse-cross-video-games-500-gemma-eval1000 (configs/pulse-cross-video-games-500-gemma-eval1000.toml)
 #   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20 (configs/pulse-cross-video-games-500-gemma-cand20.toml)
+#   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20-eval400 (PULSE and reasons only)
 #   bash scripts/compare-ordering.sh [DIR] [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,11 +18,15 @@ PR=${PROTOCOL:-cand5}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "# pulse compare A B --metric hr@1 --resamples 2000 (same test users x $PR)" > "$out"
+pairs=0
 for ab in "pulse sft-reasons" "sft-reasons sft-plain" "pulse sft-plain"; do
   set -- $ab
+  [ -f "$D/$1-$PR.json" ] && [ -f "$D/$2-$PR.json" ] || continue
+  pairs=$((pairs + 1))
   echo "## $1 vs $2" >> "$out"
   "$P" compare -q --metric hr@1 --resamples 2000 "$D/$1-$PR.json" "$D/$2-$PR.json" >> "$out"
 done
+[ "$pairs" -gt 0 ] || { echo "compare-ordering.sh: $D has no two of pulse, sft-reasons, sft-plain for $PR" >&2; exit 1; }
 mv "$out" "$D/compare.txt"
 trap - EXIT
 cat "$D/compare.txt"
