@@ -119,11 +119,13 @@ pub fn run_sft(l: &crate::commands::Loaded, j: &SftJob<'_>, quiet: bool) -> Resu
     if users.is_empty() {
         bail!("no training user of {} has all of {:?} in {}", l.ds.name, methods, a.store.display());
     }
-    let shuffled = match v {
-        Variant::ShuffledReasons => Some(data::derange(&maps["initial"], &users, a.seed)?),
+    let own = v.method().map(|m| &maps[m]);
+    // the control passes the variant's own rationales on to other users
+    let shuffled = match (v, own) {
+        (Variant::ShuffledReasons, Some(m)) => Some(data::derange(m, &users, a.seed)?),
         _ => None,
     };
-    let own = shuffled.as_ref().or_else(|| v.method().map(|m| &maps[m]));
+    let own = shuffled.as_ref().or(own);
     let items = data::build(&l.ds, &l.split, &users, own, &cfg.prompt, a.seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     let mut jsonl = String::new();
