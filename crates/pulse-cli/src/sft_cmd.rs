@@ -156,6 +156,9 @@ pub fn run_sft(l: &crate::commands::Loaded, j: &SftJob<'_>, quiet: bool) -> Resu
     let t = Instant::now();
     let model = Llama::load_gguf(&a.model.model)?;
     tracing::info!("{} dequantised to f32 for training in {:.1}s", base.name, t.elapsed().as_secs_f64());
+    if let Some(w) = model.cfg.sliding_window.filter(|&w| longest > w) {
+        bail!("the longest training text has {longest} tokens, more than {}'s sliding window of {w} (clip titles / rationales in the SFT config's [prompt])", base.name);
+    }
     let pb = progress_bar(quiet, "sft [{bar:30}] {pos}/{len} steps, loss {msg} eta {eta}");
     let opts = TrainOptions { seed: a.seed, dir: a.out.to_path_buf(), fingerprint: fingerprint.clone(), stop_after_steps: a.max_steps };
     let (lora, s) = pulse_sft::train(&model, &examples, &cfg.train, &opts, &mut |step, total, loss| {

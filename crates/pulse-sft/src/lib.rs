@@ -10,7 +10,7 @@ pub mod rank;
 pub mod train;
 
 pub use lora::{Lora, LoraConfig};
-pub use model::{Example, Llama, LlamaConfig, Proj};
+pub use model::{Example, Family, Llama, LlamaConfig, Proj};
 pub use train::{train, TrainConfig, TrainOptions, TrainSummary};
 
 #[derive(Debug, thiserror::Error)]

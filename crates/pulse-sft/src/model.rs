@@ -1,5 +1,12 @@
-//! A trainable forward of a Llama-family decoder (SmolLM2 is one): the GGUF weights dequantised to f32
-//! and frozen, LoRA adapters (see [`crate::lora`]) as the only variables.
+//! A trainable forward of a Llama-family decoder (SmolLM2 is one) or of Gemma 3 (270M): the GGUF weights
+//! dequantised to f32 and frozen, LoRA adapters (see [`crate::lora`]) as the only variables.
+//!
+//! Gemma 3 differs from Llama as llama.cpp computes it: embeddings scaled by √hidden; RMSNorm of each
+//! query and key head before the rotation, which pairs `(x[i], x[i + dh/2])` (NeoX order); RMSNorm of the
+//! attention and feed-forward outputs before each residual add; a tanh-GELU gate; a head width of its own
+//! (`key_length`); five sliding-window layers (rotary base 10,000) to each global one (the file's base).
+//! The GGUF's norm gains already hold Gemma's `1 + w`. Rows longer than the sliding window are refused
+//! rather than masked (the SFT prompts are far shorter).
 //!
 //! candle's fused `rms_norm`, `rope_i` and `softmax_last_dim` return no gradient, so RMSNorm, the
 //! interleaved rotary embedding (GGUF's Llama convention: pairs `(x[2i], x[2i+1])`) and the causal
@@ -20,6 +27,33 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The decoder families the trainable forward knows (the GGUF's `general.architecture`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    #[default]
+    Llama,
+    Gemma3,
+}
+
+impl Family {
+    pub fn is_llama(&self) -> bool {
+        *self == Family::Llama
+    }
+    /// The GGUF architecture name (metadata keys are prefixed with it; adapters carry it).
+    pub fn arch(&self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Gemma3 => "gemma3",
+        }
+    }
+}
+
+/// Gemma 3's sliding-window layers use this rotary base; the global ones the file's `rope.freq_base`.
+pub const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
+/// Gemma 3: every sixth layer (5, 11, …) attends globally, the others within the sliding window.
+pub const GEMMA3_GLOBAL_EVERY: usize = 6;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     pub vocab: usize,
@@ -30,11 +64,30 @@ pub struct LlamaConfig {
     pub ffn: usize,
     pub rope_base: f32,
     pub rms_eps: f64,
+    #[serde(default, skip_serializing_if = "Family::is_llama")]
+    pub family: Family,
+    /// Width of one attention head when it is not `hidden / heads` (Gemma 3: 256 for a hidden of 640).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    /// Gemma 3's sliding window: rows longer than it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<usize>,
 }
 
 impl LlamaConfig {
     pub fn head_dim(&self) -> usize {
-        self.hidden / self.heads
+        self.head_dim.unwrap_or(self.hidden / self.heads)
+    }
+
+    /// A Llama configuration (the fields Gemma 3 adds left at their Llama values).
+    #[allow(clippy::too_many_arguments)]
+    pub fn llama(vocab: usize, hidden: usize, layers: usize, heads: usize, kv_heads: usize, ffn: usize, rope_base: f32, rms_eps: f64) -> Self {
+        LlamaConfig { vocab, hidden, layers, heads, kv_heads, ffn, rope_base, rms_eps, family: Family::Llama, head_dim: None, sliding_window: None }
+    }
+
+    /// Whether layer `i` attends globally (always, except Gemma 3's sliding-window layers).
+    fn global_layer(&self, i: usize) -> bool {
+        self.family.is_llama() || (i + 1) % GEMMA3_GLOBAL_EVERY == 0
     }
 
     /// (input, output) width of a projection.
@@ -52,7 +105,7 @@ impl LlamaConfig {
     fn validate(&self) -> Result<()> {
         let ok = self.heads > 0
             && self.kv_heads > 0
-            && self.hidden % self.heads == 0
+            && (self.head_dim.is_some() || self.hidden % self.heads == 0)
             && self.heads % self.kv_heads == 0
             && self.head_dim() % 2 == 0
             && self.layers > 0
@@ -98,11 +151,20 @@ impl Proj {
 struct Block {
     attn_norm: Tensor,
     ffn_norm: Tensor,
+    /// Gemma 3 only: per-head query / key norms, and the norms of the attention and feed-forward outputs.
+    gemma: Option<GemmaNorms>,
     /// Projection weights as (input, output), contiguous.
     w: HashMap<Proj, Tensor>,
 }
 
-/// A frozen, f32 Llama-family model.
+struct GemmaNorms {
+    q: Tensor,
+    k: Tensor,
+    post_attn: Tensor,
+    post_ffn: Tensor,
+}
+
+/// A frozen, f32 Llama-family (or Gemma 3) model.
 pub struct Llama {
     pub cfg: LlamaConfig,
     embed: Tensor,
@@ -127,16 +189,19 @@ impl Example {
 }
 
 impl Llama {
-    /// Reads a GGUF file of architecture `llama` and dequantises every weight to f32.
+    /// Reads a GGUF file of architecture `llama` or `gemma3` and dequantises every weight to f32.
     pub fn load_gguf(path: &Path) -> Result<Self> {
         let bad = |msg: String| SftError::Gguf { path: path.to_path_buf(), msg };
         let mut f = std::fs::File::open(path).map_err(|e| SftError::Io { path: path.to_path_buf(), source: e })?;
         let ct = gguf_file::Content::read(&mut f).map_err(|e| bad(e.to_string()))?;
         let md = |k: &str| ct.metadata.get(k).ok_or_else(|| bad(format!("metadata {k} missing")));
         let arch = md("general.architecture")?.to_string().map_err(|e| bad(e.to_string()))?.clone();
-        if arch != "llama" {
-            return Err(bad(format!("architecture {arch:?} is not supported (llama only)")));
-        }
+        let family = match arch.as_str() {
+            "llama" => Family::Llama,
+            "gemma3" => Family::Gemma3,
+            _ => return Err(bad(format!("architecture {arch:?} is not supported (llama or gemma3)"))),
+        };
+        let key = |k: &str| format!("{arch}.{k}");
         let u = |k: &str| -> Result<usize> { Ok(md(k)?.to_u32().map_err(|e| bad(format!("{k}: {e}")))? as usize) };
         let dev = Device::Cpu;
         let mut t = |name: &str| -> Result<Tensor> {
@@ -145,16 +210,23 @@ impl Llama {
         };
         let embed = t("token_embd.weight")?;
         let (vocab, hidden) = embed.dims2()?;
+        let gemma = family == Family::Gemma3;
         let cfg = LlamaConfig {
             vocab,
             hidden,
-            layers: u("llama.block_count")?,
-            heads: u("llama.attention.head_count")?,
-            kv_heads: u("llama.attention.head_count_kv")?,
-            ffn: u("llama.feed_forward_length")?,
-            rope_base: ct.metadata.get("llama.rope.freq_base").and_then(|v| v.to_f32().ok()).unwrap_or(10_000.0),
-            rms_eps: md("llama.attention.layer_norm_rms_epsilon")?.to_f32().map_err(|e| bad(e.to_string()))? as f64,
+            layers: u(&key("block_count"))?,
+            heads: u(&key("attention.head_count"))?,
+            kv_heads: u(&key("attention.head_count_kv"))?,
+            ffn: u(&key("feed_forward_length"))?,
+            rope_base: ct.metadata.get(&key("rope.freq_base")).and_then(|v| v.to_f32().ok()).unwrap_or(10_000.0),
+            rms_eps: md(&key("attention.layer_norm_rms_epsilon"))?.to_f32().map_err(|e| bad(e.to_string()))? as f64,
+            family,
+            head_dim: if gemma { Some(u(&key("attention.key_length"))?) } else { None },
+            sliding_window: if gemma { Some(u(&key("attention.sliding_window"))?) } else { None },
         };
+        if gemma && ct.metadata.contains_key(&key("rope.scaling.type")) {
+            return Err(bad("gemma3 with rope scaling is not supported".into()));
+        }
         cfg.validate()?;
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
@@ -167,7 +239,16 @@ impl Llama {
                 }
                 w.insert(p, m.t()?.contiguous()?);
             }
-            blocks.push(Block { attn_norm: t(&format!("blk.{i}.attn_norm.weight"))?, ffn_norm: t(&format!("blk.{i}.ffn_norm.weight"))?, w });
+            let gemma = match gemma {
+                false => None,
+                true => Some(GemmaNorms {
+                    q: t(&format!("blk.{i}.attn_q_norm.weight"))?,
+                    k: t(&format!("blk.{i}.attn_k_norm.weight"))?,
+                    post_attn: t(&format!("blk.{i}.post_attention_norm.weight"))?,
+                    post_ffn: t(&format!("blk.{i}.post_ffw_norm.weight"))?,
+                }),
+            };
+            blocks.push(Block { attn_norm: t(&format!("blk.{i}.attn_norm.weight"))?, ffn_norm: t(&format!("blk.{i}.ffn_norm.weight"))?, gemma, w });
         }
         let norm = t("output_norm.weight")?;
         let head = match ct.tensor_infos.contains_key("output.weight") {
@@ -192,9 +273,13 @@ impl Llama {
             for p in Proj::ALL {
                 w.insert(p, normal(cfg.dims(p), 0.2)?);
             }
-            let attn_norm = (normal((1, cfg.hidden), 0.1)? + 1.0)?.squeeze(0)?;
-            let ffn_norm = (normal((1, cfg.hidden), 0.1)? + 1.0)?.squeeze(0)?;
-            blocks.push(Block { attn_norm, ffn_norm, w });
+            let mut gain = |n: usize| -> Result<Tensor> { Ok((normal((1, n), 0.1)? + 1.0)?.squeeze(0)?) };
+            let (attn_norm, ffn_norm) = (gain(cfg.hidden)?, gain(cfg.hidden)?);
+            let gemma = match cfg.family {
+                Family::Llama => None,
+                Family::Gemma3 => Some(GemmaNorms { q: gain(cfg.head_dim())?, k: gain(cfg.head_dim())?, post_attn: gain(cfg.hidden)?, post_ffn: gain(cfg.hidden)? }),
+            };
+            blocks.push(Block { attn_norm, ffn_norm, gemma, w });
         }
         let norm = (normal((1, cfg.hidden), 0.1)? + 1.0)?.squeeze(0)?;
         let head = embed.t()?.contiguous()?;
@@ -216,23 +301,54 @@ impl Llama {
             }
             ids[r * l..r * l + row.len()].copy_from_slice(row);
         }
+        if let Some(w) = c.sliding_window.filter(|&w| l > w) {
+            return Err(SftError::Invalid(format!("rows of {l} tokens exceed the model's sliding window of {w}")));
+        }
         let dev = &self.dev;
         let mut x = self.embed.index_select(&Tensor::from_vec(ids, b * l, dev)?, 0)?; // (b*l, h)
-        let rot = RopeTables::new(l, dh, c.rope_base);
+        let (rot, rot_local) = match c.family {
+            Family::Llama => (RopeTables::new(l, dh, c.rope_base), None),
+            Family::Gemma3 => {
+                x = (x * (h as f64).sqrt())?;
+                (RopeTables::neox(l, dh, c.rope_base), Some(RopeTables::neox(l, dh, GEMMA3_LOCAL_ROPE_BASE)))
+            }
+        };
         let scale = 1.0 / (dh as f64).sqrt();
+        // Gemma's per-head norms: over each head's dh values
+        let head_norm = |t: Tensor, n: usize, g: Option<&Tensor>| -> Result<Tensor> {
+            Ok(match g {
+                None => t,
+                Some(g) => rms_norm(&t.reshape((b * l * n, dh))?, g, c.rms_eps)?.reshape((b * l, n * dh))?,
+            })
+        };
+        let out_norm = |t: Tensor, g: Option<&Tensor>| -> Result<Tensor> {
+            Ok(match g {
+                None => t,
+                Some(g) => rms_norm(&t, g, c.rms_eps)?,
+            })
+        };
         for (i, blk) in self.blocks.iter().enumerate() {
+            let rot = match (&rot_local, c.global_layer(i)) {
+                (Some(local), false) => local,
+                _ => &rot,
+            };
+            let gn = blk.gemma.as_ref();
             let xn = rms_norm(&x, &blk.attn_norm, c.rms_eps)?;
             let mut proj = |p: Proj, x: &Tensor| self.project(i, p, x, lora, rng.as_deref_mut());
-            let q = rope(&proj(Proj::Q, &xn)?.reshape((b, l, nh, dh))?.transpose(1, 2)?, &rot)?;
-            let k = rope(&proj(Proj::K, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?, &rot)?;
+            let q = head_norm(proj(Proj::Q, &xn)?, nh, gn.map(|g| &g.q))?;
+            let k = head_norm(proj(Proj::K, &xn)?, nkv, gn.map(|g| &g.k))?;
+            let q = rope(&q.reshape((b, l, nh, dh))?.transpose(1, 2)?, rot)?;
+            let k = rope(&k.reshape((b, l, nkv, dh))?.transpose(1, 2)?, rot)?;
             let v = proj(Proj::V, &xn)?.reshape((b, l, nkv, dh))?.transpose(1, 2)?;
             let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
             let att = causal_softmax(&q.matmul(&k.t()?.contiguous()?)?, scale)?;
             let o = att.matmul(&v.contiguous()?)?.transpose(1, 2)?.contiguous()?.reshape((b * l, nh * dh))?;
-            x = (x + proj(Proj::O, &o)?)?;
+            x = (x + out_norm(proj(Proj::O, &o)?, gn.map(|g| &g.post_attn))?)?;
             let xn = rms_norm(&x, &blk.ffn_norm, c.rms_eps)?;
-            let ff = (proj(Proj::Gate, &xn)?.silu()? * proj(Proj::Up, &xn)?)?;
-            x = (x + proj(Proj::Down, &ff)?)?;
+            let gate = proj(Proj::Gate, &xn)?;
+            let gate = if gn.is_some() { gate.gelu()? } else { gate.silu()? };
+            let ff = (gate * proj(Proj::Up, &xn)?)?;
+            x = (x + out_norm(proj(Proj::Down, &ff)?, gn.map(|g| &g.post_ffn))?)?;
         }
         Ok(rms_norm(&x, &self.norm, c.rms_eps)?.reshape((b, l, h))?)
     }

@@ -132,6 +132,8 @@ pub struct RopeTables {
     sin: Vec<f32>,
     len: usize,
     half: usize,
+    /// NeoX order: pairs `(x[i], x[i + dh/2])` instead of `(x[2i], x[2i + 1])`.
+    neox: bool,
 }
 
 impl RopeTables {
@@ -145,7 +147,12 @@ impl RopeTables {
                 sin.push(theta.sin());
             }
         }
-        RopeTables { cos, sin, len, half }
+        RopeTables { cos, sin, len, half, neox: false }
+    }
+
+    /// The same rotation with NeoX's pairing `(x[i], x[i + dh/2])` (Gemma, as llama.cpp runs it).
+    pub fn neox(len: usize, dh: usize, base: f32) -> Self {
+        RopeTables { neox: true, ..Self::new(len, dh, base) }
     }
 }
 
@@ -166,7 +173,7 @@ struct Rope {
 
 impl CustomOp1 for Rope {
     fn name(&self) -> &'static str {
-        "rope-interleaved"
+        "rope"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
@@ -178,9 +185,10 @@ impl CustomOp1 for Rope {
             let p = r % len;
             for i in 0..half {
                 let (c, sn) = (self.t.cos[p * half + i], sign * self.t.sin[p * half + i]);
-                let (a, b) = (xr[2 * i], xr[2 * i + 1]);
-                yr[2 * i] = a * c - b * sn;
-                yr[2 * i + 1] = a * sn + b * c;
+                let (j0, j1) = if self.t.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                let (a, b) = (xr[j0], xr[j1]);
+                yr[j0] = a * c - b * sn;
+                yr[j1] = a * sn + b * c;
             }
         }
         Ok((CpuStorage::F32(y), l.shape().clone()))
@@ -266,5 +274,27 @@ mod tests {
             Tensor::cat(&[r0, r1], 4).unwrap().reshape((2, 3, l, dh)).unwrap()
         });
         assert!(rope(x.as_tensor(), &RopeTables::new(l + 1, dh, base)).is_err());
+    }
+
+    #[test]
+    fn neox_rope_rotates_the_two_halves_in_value_and_gradient() {
+        let (l, dh, base) = (5, 8, 10_000f32);
+        let x = randn(&[2, 3, l, dh], 7);
+        let t = RopeTables::neox(l, dh, base);
+        let cos = Tensor::from_vec(t.cos.clone(), (l, dh / 2), &Device::Cpu).unwrap();
+        let sin = Tensor::from_vec(t.sin.clone(), (l, dh / 2), &Device::Cpu).unwrap();
+        same(&x, |x| rope(x, &t).unwrap(), |x| {
+            let (x0, x1) = (x.narrow(3, 0, dh / 2).unwrap(), x.narrow(3, dh / 2, dh / 2).unwrap());
+            let r0 = (x0.broadcast_mul(&cos).unwrap() - x1.broadcast_mul(&sin).unwrap()).unwrap();
+            let r1 = (x0.broadcast_mul(&sin).unwrap() + x1.broadcast_mul(&cos).unwrap()).unwrap();
+            Tensor::cat(&[r0, r1], 3).unwrap()
+        });
+        // position 0 is the identity; the interleaved order gives another result from position 1 on
+        let y = rope(x.as_tensor(), &t).unwrap();
+        let d0 = (y.narrow(2, 0, 1).unwrap() - x.as_tensor().narrow(2, 0, 1).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d0.to_scalar::<f32>().unwrap() < 1e-6);
+        let yi = rope(x.as_tensor(), &RopeTables::new(l, dh, base)).unwrap();
+        let d = (y - yi).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d > 1e-2, "{d}");
     }
 }
