@@ -5,7 +5,9 @@
 # there).
 # Writes DIR/compare.txt (through a temporary file: never half-written). Used for
 #   results/pipeline-luxury-beauty-500-gemma-eval600 (default; configs/pipeline-luxury-beauty-500-gemma-eval600.toml)
+#   results/pipeline-luxury-beauty-500-gemma-tuned (configs/pipeline-luxury-beauty-500-gemma-tuned.toml, via compare-tuned-model.sh)
 #   results/pulse-cross-video-games-500-gemma (configs/pulse-cross-video-games-500-gemma.toml)
+#   results/pulse-cross-video-games-500-gemma-tuned (configs/pulse-cross-video-games-500-gemma-tuned.toml, via compare-tuned-model.sh cross)
 #   results/pulse-cross-video-games-500-gemma-eval1000 (configs/pulse-cross-video-games-500-gemma-eval1000.toml)
 #   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20 (configs/pulse-cross-video-games-500-gemma-cand20.toml)
 #   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20-eval400 (PULSE and reasons only)

@@ -535,6 +535,10 @@ pub struct CompareArgs {
     pub resamples: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Pair on the users both files rank (e.g. a 400-user run against the first 400 of a 1,000-user run
+    /// on the same candidate files); without it, files that rank different users are an error.
+    #[arg(long)]
+    pub common: bool,
 }
 
 #[derive(Args, Debug)]

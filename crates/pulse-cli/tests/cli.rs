@@ -814,3 +814,32 @@ fn tot_killed_between_groups_and_resumed_writes_what_an_uninterrupted_run_writes
         assert_eq!(x, y, "user {}: the resumed run differs from the uninterrupted one", x.0);
     }
 }
+
+/// `pulse compare` on two committed result files of the same candidate lists that rank different numbers of
+/// users (600 and the 1,000 whose first 600 they are): refused without `--common`; with it, paired on the
+/// 600 users both rank, A's mean its own HR@1 and B's the mean over those users of B's own ranks.
+#[test]
+fn compare_common_pairs_the_users_both_files_rank() {
+    let a = "results/pipeline-luxury-beauty-500-gemma-eval600/sft-reasons-cand5.json";
+    let b = "results/pipeline-luxury-beauty-1500-eval1000/sft-reasons-cand5.json";
+    let o = run(&["-q", "compare", a, b, "--metric", "hr@1", "--resamples", "200"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("rank different users") && e.contains("--common") && e.lines().count() == 1, "{e}");
+    let o = run(&["-q", "compare", a, b, "--metric", "hr@1", "--resamples", "200", "--common"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(s.contains("(n=600 users both rank, of 600 and 1000, 200 paired resamples)"), "{s}");
+    // B's mean over the common users, from its own ranks file (rank 1 = a hit)
+    let ranks = |f: &str| -> Vec<(String, String)> {
+        let t = std::fs::read_to_string(root().join(f.replace(".json", ".ranks.tsv"))).unwrap();
+        t.lines().skip(1).map(|l| { let mut c = l.split('\t'); (c.next().unwrap().to_string(), c.next().unwrap().to_string()) }).collect()
+    };
+    let (ra, rb) = (ranks(a), ranks(b));
+    let users: std::collections::HashSet<&String> = ra.iter().map(|(u, _)| u).collect();
+    let hits_b = rb.iter().filter(|(u, r)| users.contains(u) && r == "1").count() as f64 / 600.0;
+    let hits_a = ra.iter().filter(|(_, r)| r == "1").count() as f64 / 600.0;
+    let row: Vec<&str> = s.lines().find(|l| l.starts_with("hr@1")).unwrap().split_whitespace().collect();
+    assert!((row[1].parse::<f64>().unwrap() - hits_a).abs() < 1e-4 && (row[2].parse::<f64>().unwrap() - hits_b).abs() < 1e-4, "{s}");
+    assert!((row[3].parse::<f64>().unwrap() - (hits_a - hits_b)).abs() < 1e-4, "{s}");
+}

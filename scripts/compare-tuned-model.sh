@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Gemma 3 270M tuned and ranking against SmolLM2-135M tuned on the same store, users and SFT settings, paired on
+# the same test users and cand5 lists: each variant against its SmolLM2 twin, then the Gemma rows' own ordering
+# (PULSE vs SFT with reasons vs plain SFT, by compare-ordering.sh).
+#   bash scripts/compare-tuned-model.sh [in|cross] [path/to/pulse]
+# in (default): results/pipeline-luxury-beauty-500-gemma-tuned (configs/pipeline-luxury-beauty-500-gemma-tuned.toml)
+#   against results/pipeline-luxury-beauty-500-gemma-eval600 (600 users); the zero-shot rows against each other
+#   (SmolLM2's from results/pipeline-luxury-beauty-1500-eval1000, whose 1,000 users begin with these 600).
+# cross: results/pulse-cross-video-games-500-gemma-tuned (configs/pulse-cross-video-games-500-gemma-tuned.toml)
+#   against results/pulse-cross-video-games-500-gemma-eval1000 (the 400 users both have).
+# Pairs are on the users both files rank (`pulse compare --common`). Writes <Gemma folder>/compare-smollm2.txt and <Gemma folder>/compare.txt (through temporary files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+M=${1:-in}
+P=${2:-target/release/pulse}
+case "$M" in
+  in) G=results/pipeline-luxury-beauty-500-gemma-tuned S=results/pipeline-luxury-beauty-500-gemma-eval600
+      Z=results/pipeline-luxury-beauty-1500-eval1000 ;;
+  cross) G=results/pulse-cross-video-games-500-gemma-tuned S=results/pulse-cross-video-games-500-gemma-eval1000
+      Z=results/pulse-cross-video-games-1500 ;;
+  *) echo "usage: compare-tuned-model.sh [in|cross] [path/to/pulse]" >&2; exit 2 ;;
+esac
+[ -d "$G" ] || { echo "compare-tuned-model.sh: no $G (run the experiment first)" >&2; exit 1; }
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+echo "# pulse compare A B --common --metric hr@1 --resamples 2000 (A: Gemma 3 270M, B: SmolLM2-135M, each tuned on the same store, or both zero-shot; --common: the test users both rank x cand5)" > "$out"
+for pair in "pulse-cand5.json $S/pulse-cand5.json" "sft-reasons-cand5.json $S/sft-reasons-cand5.json" \
+            "sft-plain-cand5.json $S/sft-plain-cand5.json" "slm-cand5.json $Z/slm-cand5.json"; do
+  read -r a b <<<"$pair"
+  [ -f "$G/$a" ] && [ -f "$b" ] || continue
+  echo "## $G/$a $b" >> "$out"
+  "$P" compare -q --common --metric hr@1 --resamples 2000 "$G/$a" "$b" >> "$out"
+done
+mv "$out" "$G/compare-smollm2.txt"
+trap - EXIT
+cat "$G/compare-smollm2.txt"
+bash scripts/compare-ordering.sh "$G" "$P" || true
