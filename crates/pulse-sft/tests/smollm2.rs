@@ -5,25 +5,14 @@ use pulse_sft::{Example, Llama, Lora, LoraConfig};
 use pulse_slm::{ChatMessage, EngineOptions, Generator, LlamaEngine, Prompt};
 use std::path::PathBuf;
 
-/// Each answer appended to the prompt's tokens, exactly as the engine scores it.
-fn examples(engine: &LlamaEngine, prompt: &Prompt, answers: &[&str]) -> Vec<Example> {
-    let ptoks = engine.prompt_tokens(prompt).unwrap();
-    answers
-        .iter()
-        .map(|a| {
-            let mut tokens = ptoks.clone();
-            tokens.extend(engine.continuation_tokens(a));
-            Example { tokens, answer_start: ptoks.len() }
-        })
-        .collect()
-}
+mod common;
+use common::examples;
 
 #[test]
 fn dequantised_forward_matches_llama_cpp_log_likelihoods() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(pulse_slm::DEFAULT_MODEL);
     assert!(path.is_file(), "{} missing: run `bash scripts/fetch_models.sh` first", path.display());
-    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 4, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
-    let mut engine = LlamaEngine::load(&path, opts).unwrap();
+    let mut engine = common::engine(&path);
     let model = Llama::load_gguf(&path).unwrap();
     let c = &model.cfg;
     assert_eq!((c.vocab, c.hidden, c.layers, c.heads, c.kv_heads, c.ffn), (49152, 576, 30, 9, 3, 1536));
@@ -60,39 +49,7 @@ fn dequantised_forward_matches_llama_cpp_log_likelihoods() {
 fn gguf_adapter_in_llama_cpp_matches_the_candle_adapter() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(pulse_slm::DEFAULT_MODEL);
     assert!(path.is_file(), "{} missing: run `bash scripts/fetch_models.sh` first", path.display());
-    let model = Llama::load_gguf(&path).unwrap();
-    // an adapter on all four attention projections with non-zero B, big enough to move the numbers
-    let lora = Lora::new(LoraConfig { dropout: 0.0, ..LoraConfig::default() }, &model.cfg, &mut pulse_data::Rng::new(5)).unwrap();
-    let mut t = lora.tensors().unwrap();
-    let mut r = pulse_data::Rng::new(6);
-    for n in lora.names().iter().filter(|n| n.ends_with("lora_b")) {
-        let v = t.get_mut(n).unwrap();
-        let vals: Vec<f32> = (0..v.elem_count()).map(|_| r.normal() * 0.1).collect();
-        *v = candle_core::Tensor::from_vec(vals, v.dims(), &candle_core::Device::Cpu).unwrap();
-    }
-    lora.set_tensors(&t, "").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let gguf = dir.path().join("adapter.gguf");
-    lora.save_gguf(&gguf, "llama").unwrap();
-
-    let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 2, max_seqs: 4, n_batch: 512, ctx_per_seq: 512, ..Default::default() };
-    let mut engine = LlamaEngine::load(&path, opts).unwrap();
-    let base_key = engine.model().key();
-    engine.attach_adapter(&gguf).unwrap();
-    assert!(engine.model().key().starts_with(&base_key) && engine.model().key().contains("lora:"), "{}", engine.model().key());
-    let prompt = Prompt::Chat(vec![ChatMessage::user("interacted items: Rose Lip Balm\ncandidate items: Vitamin C Serum; Car Battery")]);
-    let answers = ["Vitamin C Serum", "Car Battery"];
-    let tuned = engine.score(&prompt, &answers.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let examples = examples(&engine, &prompt, &answers);
-    let batch: Vec<&Example> = examples.iter().collect();
-    let with = model.answer_logprobs(&batch, Some(&lora)).unwrap();
-    let without = model.answer_logprobs(&batch, None).unwrap();
-    for i in 0..2 {
-        let (w, wo): (f64, f64) = (with[i].iter().map(|&x| x as f64).sum(), without[i].iter().map(|&x| x as f64).sum());
-        eprintln!("{:?}: base {wo:.4}, candle+lora {w:.4}, llama.cpp+lora {:.4}", answers[i], tuned[i].sum);
-        assert!((w - wo).abs() > 0.05, "the adapter must matter: {w} vs {wo}");
-        assert!((w - tuned[i].sum).abs() < 0.005 * tuned[i].tokens as f64 + 0.03, "{}: candle {w} vs llama.cpp {}", answers[i], tuned[i].sum);
-    }
+    common::gguf_adapter_agrees(&path, 0.005, 0.03);
 }
 
 /// With `reason_loss` the learned part is the rationale, "The recommendation is " and the title, each

@@ -205,6 +205,10 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 /// `<model dir>/.pulse-cache/` (or the temp dir when that is not writable); written to a temporary name and
 /// renamed, so an interrupted conversion never leaves a half file behind.
 fn dequantized_f16(path: &Path, sha256: &str) -> std::result::Result<PathBuf, String> {
+    // Engines loaded on several threads of one process at once (parallel tests) would otherwise each
+    // convert into the same `<pid>.part` file: one converts, the others find the copy.
+    static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = CONVERTING.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("{}-f16.gguf", &sha256[..16]);
     let dirs = [
         path.parent().unwrap_or(Path::new(".")).join(".pulse-cache"),

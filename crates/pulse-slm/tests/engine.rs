@@ -293,3 +293,26 @@ fn no_repeat_ngram_stops_a_greedy_loop() {
     let same = looped.bytes().zip(free.bytes()).take_while(|(a, b)| a == b).count();
     assert!(same >= "The pattern continues with 0.5 fl. oz.".len(), "{looped:?} vs {free:?}");
 }
+
+/// Engines loaded on several threads at once from a model with no f16 copy yet (a fresh checkout's parallel
+/// tests did this) all load: one thread converts, the others use its copy. The model is copied into a
+/// temporary folder so its `.pulse-cache` starts empty.
+#[test]
+fn engines_loaded_in_parallel_share_one_f16_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    std::fs::copy(model_path(), &path).unwrap();
+    let loads: Vec<_> = (0..3)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let opts = EngineOptions { weights: pulse_slm::Weights::F16, threads: 1, max_seqs: 1, n_batch: 64, ctx_per_seq: 64, ..Default::default() };
+                LlamaEngine::load(&path, opts).map(|e| e.model().key())
+            })
+        })
+        .collect();
+    let keys: Vec<String> = loads.into_iter().map(|h| h.join().unwrap().expect("every parallel load succeeds")).collect();
+    assert!(keys.iter().all(|k| k == &keys[0] && k.contains("f16")), "{keys:?}");
+    let cache: Vec<_> = std::fs::read_dir(dir.path().join(".pulse-cache")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(cache.len(), 1, "one f16 copy, no leftover part files: {cache:?}");
+}
