@@ -8,7 +8,8 @@
 #   (SmolLM2's from results/pipeline-luxury-beauty-1500-eval1000, whose 1,000 users begin with these 600).
 # cross: results/pulse-cross-video-games-500-gemma-tuned (configs/pulse-cross-video-games-500-gemma-tuned.toml)
 #   against results/pulse-cross-video-games-500-gemma-eval1000 (the 400 users both have).
-# Pairs are on the users both files rank (`pulse compare --common`). Writes <Gemma folder>/compare-smollm2.txt and <Gemma folder>/compare.txt (through temporary files).
+# Pairs are on the users both files rank (`pulse compare --common`). Writes <Gemma folder>/compare-smollm2.txt
+# and <Gemma folder>/compare.txt (through temporary files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${1:-in}
@@ -34,4 +35,4 @@ done
 mv "$out" "$G/compare-smollm2.txt"
 trap - EXIT
 cat "$G/compare-smollm2.txt"
-bash scripts/compare-ordering.sh "$G" "$P" || true
+bash scripts/compare-ordering.sh "$G" "$P"
