@@ -11,24 +11,27 @@
 #   results/pulse-cross-video-games-500-gemma-eval1000 (configs/pulse-cross-video-games-500-gemma-eval1000.toml)
 #   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20 (configs/pulse-cross-video-games-500-gemma-cand20.toml)
 #   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20-eval400 (PULSE and reasons only)
+#   SUFFIX=+hybrid ... results/rerank-luxury-beauty-500-gemma-tuned and results/rerank-cross-video-games-500-gemma-tuned
+#     (the fused rows pulse+hybrid, sft-reasons+hybrid, sft-plain+hybrid; writes DIR/compare+hybrid.txt)
 #   bash scripts/compare-ordering.sh [DIR] [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-results/pipeline-luxury-beauty-500-gemma-eval600}
 P=${2:-target/release/pulse}
 PR=${PROTOCOL:-cand5}
+S=${SUFFIX:-}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "# pulse compare A B --metric hr@1 --resamples 2000 (same test users x $PR)" > "$out"
 pairs=0
 for ab in "pulse sft-reasons" "sft-reasons sft-plain" "pulse sft-plain"; do
-  set -- $ab
+  set -- "${ab% *}$S" "${ab#* }$S"
   [ -f "$D/$1-$PR.json" ] && [ -f "$D/$2-$PR.json" ] || continue
   pairs=$((pairs + 1))
   echo "## $1 vs $2" >> "$out"
   "$P" compare -q --metric hr@1 --resamples 2000 "$D/$1-$PR.json" "$D/$2-$PR.json" >> "$out"
 done
-[ "$pairs" -gt 0 ] || { echo "compare-ordering.sh: $D has no two of pulse, sft-reasons, sft-plain for $PR" >&2; exit 1; }
-mv "$out" "$D/compare.txt"
+[ "$pairs" -gt 0 ] || { echo "compare-ordering.sh: $D has no two of pulse$S, sft-reasons$S, sft-plain$S for $PR" >&2; exit 1; }
+mv "$out" "$D/compare$S.txt"
 trap - EXIT
-cat "$D/compare.txt"
+cat "$D/compare$S.txt"

@@ -287,6 +287,20 @@ pub fn sample_users(l: &Loaded, n: usize, seed: u64) -> Vec<usize> {
     idx
 }
 
+/// Users `skip..skip + n` of the seeded shuffle whose first `n` [`sample_users`] takes, sorted: a sample
+/// disjoint from `sample_users(l, skip, seed)`.
+pub fn sample_users_after(l: &Loaded, skip: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
+    let total = l.split.users.len();
+    if skip + n > total {
+        bail!("{}: {n} users after the first {skip} of the seeded sample need {} users, the split has {total}", l.ds.name, skip + n);
+    }
+    let mut idx: Vec<usize> = (0..total).collect();
+    pulse_data::Rng::derive(seed, "eval-users").shuffle(&mut idx);
+    let mut out = idx[skip..skip + n].to_vec();
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// The SLM ranker (optionally with a LoRA adapter), its score cache under runs/.
 pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>, cfg: pulse_sft::rank::RankConfig) -> Result<Trained> {
     let m = crate::args::ModelArgs::defaults(model);

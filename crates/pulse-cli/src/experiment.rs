@@ -44,6 +44,10 @@ pub struct ExperimentConfig {
     /// `hybrid` row: a weighted sum of other models' standardised scores, weights tuned on validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hybrid: Option<HybridSection>,
+    /// `<slm row>+hybrid` rows (e.g. `pulse+hybrid`): the tuned SLM reranks candidate lists together with
+    /// the `[hybrid]`, the two fused by one weight tuned on validation (`[rerank]`, defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankSection>,
     /// Pipeline stages run before the table, in order (`[[stage]]`): rationales → Thought Space → ToT …
     #[serde(default, rename = "stage", skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
@@ -378,6 +382,34 @@ fn default_grid_step() -> f32 {
     0.05
 }
 
+/// `[rerank]`: how a `<slm row>+hybrid` row's weight is tuned. The SLM and the hybrid score the
+/// validation lists of `tune_users` users of the domain the hybrid's weights are tuned on (cross-domain:
+/// the training domain), users the hybrid was *not* tuned on (the next ones of the same seeded shuffle);
+/// each model's scores are standardised over the list and the weight is the best point of a grid.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RerankSection {
+    #[serde(default = "default_rerank_users")]
+    pub tune_users: usize,
+    #[serde(default = "default_rerank_candidates")]
+    pub tune_candidates: usize,
+    #[serde(default = "default_grid_step")]
+    pub grid_step: f32,
+}
+
+impl Default for RerankSection {
+    fn default() -> Self {
+        RerankSection { tune_users: default_rerank_users(), tune_candidates: default_rerank_candidates(), grid_step: default_grid_step() }
+    }
+}
+
+fn default_rerank_users() -> usize {
+    300
+}
+fn default_rerank_candidates() -> usize {
+    5
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SlmSection {
@@ -420,6 +452,11 @@ fn default_eval_users() -> usize {
     1000
 }
 
+/// A fused row `<slm row>+hybrid`: the SLM row's variant (as [`slm_row`]); `None`: not a fused row.
+pub fn fused_row(name: &str) -> Option<Option<pulse_sft::data::Variant>> {
+    name.strip_suffix("+hybrid").and_then(slm_row)
+}
+
 /// `Some(None)`: the base SLM; `Some(Some(v))`: an SFT variant; `None`: not an SLM row.
 pub fn slm_row(name: &str) -> Option<Option<pulse_sft::data::Variant>> {
     use pulse_sft::data::Variant;
@@ -455,6 +492,16 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     c.sasrec.validate()?;
     c.pulse_ts.sasrec_for_text(&c.sasrec).with_context(|| path.display().to_string())?;
     for m in &c.models {
+        if fused_row(m).is_some() {
+            if c.slm.is_none() || !c.models.iter().any(|x| x == "hybrid") {
+                bail!("{}: model {m} needs an [slm] table and the hybrid row (models = [\"hybrid\", ...])", path.display());
+            }
+            let r = c.rerank.clone().unwrap_or_default();
+            if r.tune_users == 0 || r.tune_candidates < 2 || !(r.grid_step > 0.0 && r.grid_step <= 1.0) {
+                bail!("{}: [rerank] needs tune_users ≥ 1, tune_candidates ≥ 2 and grid_step in (0, 1]", path.display());
+            }
+            continue;
+        }
         if m == "hybrid" {
             let Some(h) = &c.hybrid else { bail!("{}: model hybrid needs a [hybrid] table (parts)", path.display()) };
             if h.parts.is_empty() || h.tune_candidates < 2 || !(h.grid_step > 0.0 && h.grid_step <= 1.0) || h.tune_users == 0 {
@@ -475,7 +522,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             Some(_) if c.slm.is_none() => bail!("{}: model {m} needs an [slm] table (store, sft)", path.display()),
             Some(_) => {}
             None => {
-                let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse, sft-shuffled-reasons)", path.display()))?;
+                let k = parse_model(m).with_context(|| format!("{}: models (or slm, sft-plain, sft-reasons, sft-tot-likelihood, pulse, sft-shuffled-reasons, each also as <row>+hybrid)", path.display()))?;
                 if c.train_data.is_some() && !text_only(k) {
                     bail!("{}: model {m} cannot rank another domain zero-shot (with train_data: text, pulse-ts-text, content, lexical or SLM rows)", path.display());
                 }
@@ -542,6 +589,8 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
         pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
         Ok(table)
     };
+    // the tuned hybrid, built once for its own row and every fused row
+    let mut hybrid: Option<BuiltHybrid> = None;
     for (i, m) in c.models.iter().enumerate() {
         if i > 0 {
             write_table(&rows)?;
@@ -551,8 +600,12 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             slm_rows(&c, &l, &dir, m, var, &mut rows, quiet)?;
             continue;
         }
+        if let Some(var) = fused_row(m) {
+            fused_rows(&c, &l, train.as_ref(), &u, &dir, m, var, &mut hybrid, &mut rows, quiet)?;
+            continue;
+        }
         if m == "hybrid" {
-            hybrid_rows(&c, &l, train.as_ref(), &u, &dir, &mut rows, quiet)?;
+            hybrid_rows(&c, &l, train.as_ref(), &u, &dir, &mut hybrid, &mut rows, quiet)?;
             continue;
         }
         let kind = parse_model(m)?;
@@ -679,17 +732,82 @@ fn hybrid_part(name: &str, l: &Loaded, source: Option<&Loaded>, c: &ExperimentCo
     row_model(kind, l, source, c, u, quiet)
 }
 
-/// The `hybrid` rows: weights tuned on the validation stage (cross-domain: of the training domain, with
-/// the parts as trained there), then the mix ranks the experiment's test stage under every protocol.
-fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Untrained, dir: &Path, rows: &mut BTreeMap<(String, String), PathBuf>, quiet: bool) -> Result<()> {
-    let h = c.hybrid.as_ref().expect("checked by load_config");
-    let config = serde_json::json!({
-        "hybrid": h,
+/// The record of what makes the hybrid: its section, the settings its parts are trained with and the
+/// chosen untrained settings (a row is redone when this changes).
+fn hybrid_mix(c: &ExperimentConfig, train: Option<&Loaded>, u: &Untrained) -> serde_json::Value {
+    serde_json::json!({
+        "hybrid": c.hybrid,
         "sasrec": c.sasrec,
         "pulse_ts": c.pulse_ts,
         "train_data": train.map(|t| &t.ds.name),
         "untrained": u,
-    });
+    })
+}
+
+/// The tuned hybrid: `test` ranks the experiment's data; `tune` is the same mix with the parts as
+/// trained on the domain its weights were tuned on (the same model in-domain).
+struct BuiltHybrid {
+    test: std::rc::Rc<dyn pulse_eval::Recommender>,
+    tune: std::rc::Rc<dyn pulse_eval::Recommender>,
+    config: serde_json::Value,
+    meta: serde_json::Value,
+}
+
+/// Builds the hybrid once: weights tuned on the validation stage (cross-domain: of the training domain,
+/// with the parts as trained there), then the parts for the experiment's data (transferred cross-domain).
+fn build_hybrid<'a>(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Untrained, cache: &'a mut Option<BuiltHybrid>, quiet: bool) -> Result<&'a BuiltHybrid> {
+    if cache.is_none() {
+        let h = c.hybrid.as_ref().expect("checked by load_config");
+        // tune where the weights may be learned: the training domain
+        let t0 = std::time::Instant::now();
+        let tl = train.unwrap_or(l);
+        let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, None, c, u, quiet)).collect::<Result<_>>()?;
+        let refs: Vec<&dyn pulse_eval::Recommender> = tune_parts.iter().map(|t| t.model.as_ref()).collect();
+        let users = sample_users(tl, h.tune_users, c.seed);
+        let mut report = pulse_eval::hybrid::tune(&refs, &tl.split, &users, h.tune_candidates, h.grid_step, c.seed)?;
+        report.parts = h.parts.clone();
+        let tune_seconds = t0.elapsed().as_secs_f64();
+        tracing::info!("hybrid: weights {:?} on {} ({} validation users, cand{} HR@1 {:.4}; parts alone {:?}), {tune_seconds:.0}s", report.weights, tl.ds.name, report.users, report.n_candidates, report.valid_hr1, report.part_hr1);
+        let mix = |parts: Vec<Trained>| -> Result<(std::rc::Rc<dyn pulse_eval::Recommender>, serde_json::Map<String, serde_json::Value>, serde_json::Map<String, serde_json::Value>)> {
+            let mut part_configs = serde_json::Map::new();
+            let mut part_meta = serde_json::Map::new();
+            let mut boxed = vec![];
+            for ((name, t), &w) in h.parts.iter().zip(parts).zip(&report.weights) {
+                part_configs.insert(name.clone(), t.config);
+                part_meta.insert(name.clone(), t.meta);
+                boxed.push((t.model, w));
+            }
+            Ok((std::rc::Rc::new(pulse_eval::Hybrid::new("hybrid", boxed)?), part_configs, part_meta))
+        };
+        let (tune, part_configs, part_meta) = mix(tune_parts)?;
+        let (test, part_configs, part_meta) = match train {
+            None => (tune.clone(), part_configs, part_meta),
+            Some(src) => mix(h.parts.iter().map(|p| hybrid_part(p, l, Some(src), c, u, quiet)).collect::<Result<_>>()?)?,
+        };
+        *cache = Some(BuiltHybrid {
+            test,
+            tune,
+            config: serde_json::json!({ "mix": hybrid_mix(c, train, u), "weights": report.weights, "parts": part_configs }),
+            meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "parts": part_meta }),
+        });
+    }
+    Ok(cache.as_ref().expect("built above"))
+}
+
+/// The `hybrid` rows: the tuned hybrid ([`build_hybrid`]) ranks the experiment's test stage under every
+/// protocol.
+#[allow(clippy::too_many_arguments)]
+fn hybrid_rows(
+    c: &ExperimentConfig,
+    l: &Loaded,
+    train: Option<&Loaded>,
+    u: &Untrained,
+    dir: &Path,
+    cache: &mut Option<BuiltHybrid>,
+    rows: &mut BTreeMap<(String, String), PathBuf>,
+    quiet: bool,
+) -> Result<()> {
+    let config = hybrid_mix(c, train, u);
     let mut todo = vec![];
     for pname in &c.protocols {
         let out = dir.join(format!("hybrid-{pname}.json"));
@@ -705,39 +823,85 @@ fn hybrid_rows(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Unt
     if todo.is_empty() {
         return Ok(());
     }
-    // tune where the weights may be learned: the training domain
-    let t0 = std::time::Instant::now();
-    let tl = train.unwrap_or(l);
-    let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, None, c, u, quiet)).collect::<Result<_>>()?;
-    let refs: Vec<&dyn pulse_eval::Recommender> = tune_parts.iter().map(|t| t.model.as_ref()).collect();
-    let users = sample_users(tl, h.tune_users, c.seed);
-    let mut report = pulse_eval::hybrid::tune(&refs, &tl.split, &users, h.tune_candidates, h.grid_step, c.seed)?;
-    report.parts = h.parts.clone();
-    let tune_seconds = t0.elapsed().as_secs_f64();
-    tracing::info!("hybrid: weights {:?} on {} ({} validation users, cand{} HR@1 {:.4}; parts alone {:?}), {tune_seconds:.0}s", report.weights, tl.ds.name, report.users, report.n_candidates, report.valid_hr1, report.part_hr1);
-    let parts: Vec<Trained> = match train {
-        None => tune_parts,
-        Some(src) => {
-            drop(tune_parts);
-            h.parts.iter().map(|p| hybrid_part(p, l, Some(src), c, u, quiet)).collect::<Result<_>>()?
-        }
-    };
-    let mut part_configs = serde_json::Map::new();
-    let mut part_meta = serde_json::Map::new();
-    let mut boxed = vec![];
-    for ((name, t), &w) in h.parts.iter().zip(parts).zip(&report.weights) {
-        part_configs.insert(name.clone(), t.config);
-        part_meta.insert(name.clone(), t.meta);
-        boxed.push((t.model, w));
-    }
-    let t = Trained {
-        model: Box::new(pulse_eval::Hybrid::new("hybrid", boxed)?),
-        config: serde_json::json!({ "mix": config, "weights": report.weights, "parts": part_configs }),
-        meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "parts": part_meta }),
-    };
+    let b = build_hybrid(c, l, train, u, cache, quiet)?;
+    let t = Trained { model: Box::new(pulse_eval::Shared(b.test.clone())), config: b.config.clone(), meta: b.meta.clone() };
     for (pname, out) in todo {
         let p = parse_protocol(&pname, c.mask_history)?;
         let o = run_protocol(l, &t, "hybrid", p, c.seed, None, c.bootstrap, None, quiet)?;
+        write_outputs(&out, &o, &t)?;
+    }
+    Ok(())
+}
+
+/// A `<slm row>+hybrid` row: the SLM row's model (the base SLM or a tuned adapter) and the hybrid rank the
+/// SLM rows' sample of test users' candidate lists together, each model's scores standardised over the
+/// list and summed with the weight [`pulse_eval::hybrid::tune_lists`] picks on validation lists of the
+/// domain the hybrid is tuned on (`[rerank]`; users the hybrid was not tuned on).
+#[allow(clippy::too_many_arguments)]
+fn fused_rows(
+    c: &ExperimentConfig,
+    l: &Loaded,
+    train: Option<&Loaded>,
+    u: &Untrained,
+    dir: &Path,
+    m: &str,
+    var: Option<pulse_sft::data::Variant>,
+    cache: &mut Option<BuiltHybrid>,
+    rows: &mut BTreeMap<(String, String), PathBuf>,
+    quiet: bool,
+) -> Result<()> {
+    let sl = c.slm.as_ref().expect("checked by load_config");
+    let h = c.hybrid.as_ref().expect("checked by load_config");
+    let rr = c.rerank.clone().unwrap_or_default();
+    let key = serde_json::json!({ "row": m, "rerank": rr, "hybrid": hybrid_mix(c, train, u), "slm_section": sl });
+    let mut todo = vec![];
+    for pname in sl.protocols.as_ref().unwrap_or(&c.protocols) {
+        let p = parse_protocol(pname, c.mask_history)?;
+        if matches!(p, pulse_eval::Protocol::Full { .. }) {
+            continue;
+        }
+        let out = dir.join(format!("{m}-{pname}.json"));
+        rows.insert((m.to_string(), pname.clone()), out.clone());
+        if let Ok(prev) = EvalReport::read(&out) {
+            if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && prev.config["model"]["fusion"] == key {
+                tracing::info!("{m} {pname}: already done ({})", out.display());
+                continue;
+            }
+        }
+        todo.push((p, out));
+    }
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let b = build_hybrid(c, l, train, u, cache, quiet)?;
+    let adapter = var.map(|v| train_adapter(c, sl, v, quiet)).transpose()?;
+    let adapter_path = adapter.as_ref().map(|a| a.0.as_path());
+    // the weight: validation lists of the tuning domain, users after the hybrid's own
+    let t0 = std::time::Instant::now();
+    let tl = train.unwrap_or(l);
+    let users = crate::commands::sample_users_after(tl, h.tune_users, rr.tune_users, c.seed)?;
+    let report = {
+        let slm = slm_ranker(tl, &sl.model, adapter_path, sl.rank.clone())?;
+        let pb = crate::progress(quiet, 2 * users.len() as u64, &format!("tune {m}"));
+        let parts: [&dyn pulse_eval::Recommender; 2] = [b.tune.as_ref(), slm.model.as_ref()];
+        let mut report = pulse_eval::hybrid::tune_lists(&parts, &tl.split, &users, rr.tune_candidates, rr.grid_step, c.seed, &mut |name, done| {
+            pb.set_position((if name == "hybrid" { 0 } else { users.len() } + done) as u64)
+        })?;
+        pb.finish_and_clear();
+        report.parts = vec!["hybrid".into(), m.strip_suffix("+hybrid").unwrap_or(m).to_string()];
+        report
+    };
+    let tune_seconds = t0.elapsed().as_secs_f64();
+    tracing::info!("{m}: weights {:?} on {} ({} validation users, cand{} HR@1 {:.4}; alone {:?}), {tune_seconds:.0}s", report.weights, tl.ds.name, report.users, report.n_candidates, report.valid_hr1, report.part_hr1);
+    let slm = slm_ranker(l, &sl.model, adapter_path, sl.rank.clone())?;
+    let t = Trained {
+        config: serde_json::json!({ "fusion": key, "weights": report.weights, "slm": slm.config, "sft_dir": adapter.as_ref().map(|a| &a.1), "hybrid": b.config }),
+        meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "slm": slm.meta, "hybrid": b.meta }),
+        model: Box::new(pulse_eval::ListFusion::new(m, vec![(Box::new(pulse_eval::Shared(b.test.clone())), report.weights[0]), (slm.model, report.weights[1])])?),
+    };
+    let users = sample_users(l, sl.eval_users, c.seed);
+    for (p, out) in todo {
+        let o = run_protocol(l, &t, m, p, c.seed, None, c.bootstrap, Some(&users), quiet)?;
         write_outputs(&out, &o, &t)?;
     }
     Ok(())

@@ -256,3 +256,68 @@ fn experiment_with_slm_rows() {
     assert!(r.status.code() == Some(1) && e.contains("[slm.rank]") && e.contains("no_repeat_ngram: 1") && e.trim().lines().count() == 1, "{e}");
     assert!(!d.path().join("results/slm-bad").exists());
 }
+
+/// `pulse experiment` with a fused row (`slm+hybrid`): the SLM and the tuned hybrid rank the SLM sample's
+/// candidate lists together, the SLM's weight tuned on validation lists of users the hybrid was not tuned
+/// on; a second run finds it done; a fused row without the hybrid row, or with a [rerank] that cannot
+/// work, is refused up front.
+#[test]
+fn experiment_with_a_fused_row() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let model = root().join(pulse_slm::DEFAULT_MODEL);
+    std::fs::write(d.path().join("sft.toml"), "max_tokens = 200\n[prompt]\nhistory = 2\ncandidates = 4\ntitle_words = 4\n").unwrap();
+    let cfg = format!(
+        "name = \"fused\"\nmodels = [\"hybrid\", \"slm+hybrid\", \"slm\"]\nprotocols = [\"full\", \"cand5\"]\nbootstrap = 200\n\
+         [data]\npath = \"{}\"\n[hybrid]\nparts = [\"pop\", \"itemknn\"]\ntune_candidates = 5\ntune_users = 30\ngrid_step = 0.5\n\
+         [rerank]\ntune_users = 4\ngrid_step = 0.25\n\
+         [slm]\nmodel = \"{}\"\nstore = \"none.sqlite\"\nsft = \"sft.toml\"\neval_users = 5\n",
+        data.display(),
+        model.display(),
+    );
+    std::fs::write(d.path().join("exp.toml"), &cfg).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let res = d.path().join("results/fused");
+    assert!(res.join("slm+hybrid-cand5.json").is_file() && !res.join("slm+hybrid-full.json").exists());
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(res.join("slm+hybrid-cand5.meta.json")).unwrap()).unwrap();
+    let tune = &meta["model"]["tune"];
+    assert_eq!(tune["parts"], serde_json::json!(["hybrid", "slm"]));
+    assert_eq!((tune["users"].as_u64(), tune["n_candidates"].as_u64(), tune["grid_points"].as_u64()), (Some(4), Some(5), Some(5)));
+    let w: Vec<f64> = tune["weights"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert!(w.len() == 2 && (w[0] + w[1] - 1.0).abs() < 1e-6 && w.iter().all(|&x| x >= 0.0), "{w:?}");
+    // the fused row ranks the SLM's 5 users; at a corner of the grid it ranks exactly as that part does
+    let ranks = |m: &str| -> Vec<(String, String)> {
+        let t = std::fs::read_to_string(res.join(format!("{m}-cand5.ranks.tsv"))).unwrap();
+        t.lines().skip(1).map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())).unwrap()).collect()
+    };
+    let fused = ranks("slm+hybrid");
+    let slm = ranks("slm");
+    assert_eq!(fused.len(), 5);
+    assert_eq!(fused.iter().map(|p| &p.0).collect::<Vec<_>>(), slm.iter().map(|p| &p.0).collect::<Vec<_>>());
+    if w[0] == 0.0 {
+        assert_eq!(fused, slm);
+    }
+    if w[1] == 0.0 {
+        let hybrid: std::collections::HashMap<String, String> = ranks("hybrid").into_iter().collect();
+        assert!(fused.iter().all(|(u, r)| &hybrid[u] == r));
+    }
+    let table = std::fs::read_to_string(res.join("table.md")).unwrap();
+    assert!(table.contains("| slm+hybrid − hybrid |") && table.lines().any(|l| l.starts_with("| slm+hybrid |") && l.contains("(n=5)")), "{table}");
+    // a second run finds it done
+    let r = Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(d.path()).env("RUST_LOG", "info").args(["experiment", "exp.toml"]).output().unwrap();
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success() && log.contains("slm+hybrid cand5: already done"), "{log}");
+    // refused up front, one line, nothing written
+    for (bad, needle) in [
+        (cfg.replace("[\"hybrid\", \"slm+hybrid\", \"slm\"]", "[\"slm+hybrid\"]"), "needs an [slm] table and the hybrid row"),
+        (cfg.replace("tune_users = 4", "tune_users = 0"), "[rerank] needs tune_users ≥ 1"),
+        (cfg.replace("[\"hybrid\", \"slm+hybrid\", \"slm\"]", "[\"hybrid\", \"nope+hybrid\"]"), "nope+hybrid"),
+    ] {
+        std::fs::write(d.path().join("bad.toml"), bad.replace("\"fused\"", "\"fused-bad\"")).unwrap();
+        let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.code() == Some(1) && e.contains(needle) && e.trim().lines().count() == 1, "{e}");
+        assert!(!d.path().join("results/fused-bad").exists());
+    }
+}

@@ -158,10 +158,21 @@ pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize
             }
         }
     }
+    let mut report = search(&by_user, n, step);
+    report.parts = parts.iter().map(|m| m.name().to_string()).collect();
+    report.users = users.len();
+    Ok(report)
+}
+
+/// The simplex grid search both tuners share: `by_user[u][p]` is part p's standardised scores of user u's
+/// list, the true item first. The best point by HR@1 wins (ties: the first in grid order); each part
+/// alone is scored too. `parts` and `users` of the report are left for the caller.
+fn search(by_user: &[Vec<Vec<f32>>], n: usize, step: f32) -> TuneReport {
+    let k = by_user.first().map_or(0, Vec::len);
     let hr1 = |w: &[f32]| -> f64 {
         let mut hits = 0usize;
         let mut row = vec![0f32; n];
-        for per_part in &by_user {
+        for per_part in by_user {
             row.iter_mut().for_each(|x| *x = 0.0);
             for (scores, &wp) in per_part.iter().zip(w) {
                 if wp != 0.0 {
@@ -172,9 +183,9 @@ pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize
                 hits += 1;
             }
         }
-        hits as f64 / users.len().max(1) as f64
+        hits as f64 / by_user.len().max(1) as f64
     };
-    let grid = simplex_grid(parts.len(), step);
+    let grid = simplex_grid(k, step);
     let mut best: Option<(f64, Vec<f32>)> = None;
     for w in &grid {
         let v = hr1(w);
@@ -183,23 +194,133 @@ pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize
         }
     }
     let (valid_hr1, weights) = best.expect("non-empty grid");
-    let part_hr1 = (0..parts.len())
+    let part_hr1 = (0..k)
         .map(|p| {
-            let mut w = vec![0f32; parts.len()];
+            let mut w = vec![0f32; k];
             w[p] = 1.0;
             hr1(&w)
         })
         .collect();
-    Ok(TuneReport {
-        parts: parts.iter().map(|m| m.name().to_string()).collect(),
-        weights,
-        valid_hr1,
-        part_hr1,
-        n_candidates: n,
-        users: users.len(),
-        grid_step: step,
-        grid_points: grid.len(),
-    })
+    TuneReport { parts: vec![], weights, valid_hr1, part_hr1, n_candidates: n, users: by_user.len(), grid_step: step, grid_points: grid.len() }
+}
+
+/// A model shared by several fusions (e.g. one tuned hybrid under every SLM variant it is fused with).
+#[derive(Clone)]
+pub struct Shared(pub std::rc::Rc<dyn Recommender>);
+
+impl Recommender for Shared {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn score_all(&self, histories: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+        self.0.score_all(histories)
+    }
+    fn score_candidates(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+        self.0.score_candidates(histories, candidates)
+    }
+    fn batch_size(&self) -> usize {
+        self.0.batch_size()
+    }
+}
+
+/// Late fusion over a candidate list: each part scores the list's candidates only (so an SLM can be a
+/// part), each row standardised over the list, then summed with weights. It ranks candidate lists, never
+/// a whole catalogue. Weights: [`tune_lists`].
+pub struct ListFusion {
+    name: String,
+    parts: Vec<(Box<dyn Recommender>, f32)>,
+}
+
+impl ListFusion {
+    /// `parts`: the models and their weights (at least one; weights finite).
+    pub fn new(name: &str, parts: Vec<(Box<dyn Recommender>, f32)>) -> Result<Self, EvalError> {
+        if parts.is_empty() {
+            return Err(EvalError::Invalid("a fusion needs at least one part".into()));
+        }
+        if let Some((m, w)) = parts.iter().find(|(_, w)| !w.is_finite()) {
+            return Err(EvalError::Invalid(format!("fusion part {}: weight {w} is not finite", m.name())));
+        }
+        Ok(ListFusion { name: name.to_string(), parts })
+    }
+}
+
+impl Recommender for ListFusion {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score_all(&self, _: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+        Err(format!("{} ranks candidate lists only, not a whole catalogue", self.name).into())
+    }
+
+    fn score_candidates(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+        let mut acc: Vec<Vec<f32>> = candidates.iter().map(|c| vec![0f32; c.len()]).collect();
+        for (m, w) in &self.parts {
+            if *w == 0.0 {
+                continue;
+            }
+            let rows = m.score_candidates(histories, candidates)?;
+            if rows.len() != acc.len() {
+                return Err(format!("fusion part {} returned {} rows for {} lists", m.name(), rows.len(), acc.len()).into());
+            }
+            for (a, mut r) in acc.iter_mut().zip(rows) {
+                if r.len() != a.len() {
+                    return Err(format!("fusion part {} returned {} scores for {} candidates", m.name(), r.len(), a.len()).into());
+                }
+                standardise(&mut r);
+                a.iter_mut().zip(&r).for_each(|(a, &x)| *a += w * x);
+            }
+        }
+        Ok(acc)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.parts.iter().map(|p| p.0.batch_size()).min().unwrap_or(256).clamp(1, 256)
+    }
+}
+
+/// Picks the weights of a [`ListFusion`] on the validation stage: each part scores the candidates of the
+/// users' validation lists ([`valid_candidates`], `n` per list), rows standardised over the list; then the
+/// same grid search as [`tune`]. `progress` is told how many users each part has scored.
+pub fn tune_lists(
+    parts: &[&dyn Recommender],
+    split: &Split,
+    users: &[usize],
+    n: usize,
+    step: f32,
+    seed: u64,
+    progress: &mut dyn FnMut(&str, usize),
+) -> Result<TuneReport, EvalError> {
+    if parts.is_empty() {
+        return Err(EvalError::Invalid("a fusion needs at least one part".into()));
+    }
+    if !(step > 0.0 && step <= 1.0) {
+        return Err(EvalError::Invalid(format!("grid step must be in (0, 1], got {step}")));
+    }
+    let lists = valid_candidates(split, users, n, seed)?;
+    let mut by_user: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(parts.len()); users.len()];
+    for m in parts {
+        let bs = m.batch_size().max(1);
+        let mut done = 0;
+        for ((chunk, lchunk), rows_of) in users.chunks(bs).zip(lists.chunks(bs)).zip(by_user.chunks_mut(bs)) {
+            let queries: Vec<(Vec<u32>, u32)> = chunk.iter().map(|&u| split.users[u].query(Stage::Valid)).collect();
+            let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
+            let cands: Vec<&[u32]> = lchunk.iter().map(Vec::as_slice).collect();
+            let rows = m.score_candidates(&hist, &cands).map_err(|e| EvalError::Model { model: m.name().to_string(), source: e })?;
+            for ((mut r, l), per_part) in rows.into_iter().zip(lchunk).zip(rows_of) {
+                if r.len() != l.len() {
+                    return Err(EvalError::Invalid(format!("model {} returned {} scores for {} candidates", m.name(), r.len(), l.len())));
+                }
+                standardise(&mut r);
+                per_part.push(r);
+            }
+            done += chunk.len();
+            progress(m.name(), done);
+        }
+    }
+    let mut report = search(&by_user, n, step);
+    report.parts = parts.iter().map(|m| m.name().to_string()).collect();
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -306,5 +427,75 @@ mod tests {
         assert_eq!(lists, valid_candidates(&split, &users, 5, 7).unwrap(), "seeded");
         assert!(tune(&[&flat], &split, &users, 5, 0.0, 7).is_err());
         assert!(tune(&[], &split, &users, 5, 0.1, 7).is_err());
+    }
+
+    /// Scores candidate lists only (as an SLM does): the item after the history's last scores 1.
+    struct ListOnly(usize);
+    impl Recommender for ListOnly {
+        fn name(&self) -> &str {
+            "list-only"
+        }
+        fn score_all(&self, _: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+            Err("candidates only".into())
+        }
+        fn score_candidates(&self, h: &[&[u32]], c: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
+            Ok(h.iter()
+                .zip(c)
+                .map(|(h, c)| {
+                    let t = (*h.last().unwrap() as usize + 1) % self.0;
+                    c.iter().map(|&i| if i as usize == t { 1.0 } else { 0.0 }).collect()
+                })
+                .collect())
+        }
+        fn batch_size(&self) -> usize {
+            3
+        }
+    }
+
+    #[test]
+    fn list_fusion_sums_rows_standardised_over_the_list_and_refuses_a_catalogue() {
+        // over the catalogue "a" is (0, 10, 20, 1000); over the list [2, 0, 1] it is (20, 0, 10)
+        let a = Fixed("a", vec![0.0, 10.0, 20.0, 1000.0]);
+        let b = Fixed("b", vec![3.0, 1.0, 2.0, -5.0]);
+        let f = ListFusion::new("f", vec![(Box::new(a), 0.25), (Box::new(b), 0.75)]).unwrap();
+        let got = f.score_candidates(&[&[0u32][..]], &[&[2u32, 0, 1][..]]).unwrap();
+        let s = (2.0f32 / 3.0).sqrt();
+        let za = [1.0 / s, -1.0 / s, 0.0];
+        let zb = [0.0, 1.0 / s, -1.0 / s];
+        for j in 0..3 {
+            assert!((got[0][j] - (0.25 * za[j] + 0.75 * zb[j])).abs() < 1e-5, "{:?}", got[0]);
+        }
+        let err = f.score_all(&[&[0u32][..]]).unwrap_err().to_string();
+        assert!(err.contains("candidate lists only"), "{err}");
+        // a part weighted 0 is not asked (a list-only model with weight 0 beside a catalogue model)
+        let g = ListFusion::new("g", vec![(Box::new(Fixed("a", vec![0.0, 1.0, 2.0])), 1.0), (Box::new(ListOnly(3)), 0.0)]).unwrap();
+        assert_eq!(g.score_candidates(&[&[0u32][..]], &[&[2u32, 0][..]]).unwrap(), vec![vec![1.0, -1.0]]);
+        assert!(ListFusion::new("f", vec![]).is_err());
+        assert!(ListFusion::new("f", vec![(Box::new(Fixed("x", vec![1.0])), f32::INFINITY)]).is_err());
+    }
+
+    #[test]
+    fn list_tuning_weights_the_list_only_model_that_predicts_validation_targets() {
+        let n_items = 50;
+        let split = toy_split(40, n_items);
+        let users: Vec<usize> = (0..40).collect();
+        let flat = Fixed("flat", (0..n_items).map(|j| j as f32).collect());
+        let next = ListOnly(n_items);
+        let mut seen: Vec<(String, usize)> = vec![];
+        let r = tune_lists(&[&flat, &next], &split, &users, 5, 0.1, 7, &mut |m, d| seen.push((m.to_string(), d))).unwrap();
+        assert_eq!(r.parts, vec!["flat", "list-only"]);
+        assert_eq!((r.users, r.n_candidates, r.grid_points), (40, 5, 11));
+        assert_eq!(r.part_hr1[1], 1.0, "{r:?}");
+        assert!(r.part_hr1[0] < 1.0, "{r:?}");
+        assert_eq!(r.valid_hr1, 1.0);
+        assert!(r.weights[1] > r.weights[0], "{r:?}");
+        // the same lists as the catalogue tuner's: the catalogue models agree on their HR@1 alone
+        let h = tune(&[&flat, &Next(n_items)], &split, &users, 5, 0.1, 7).unwrap();
+        assert_eq!(h.part_hr1, r.part_hr1);
+        // progress: each part reports up to every user, the list-only one in batches of 3
+        assert_eq!(seen.last(), Some(&("list-only".to_string(), 40)));
+        assert!(seen.contains(&("flat".to_string(), 40)) && seen.contains(&("list-only".to_string(), 3)), "{seen:?}");
+        assert!(tune_lists(&[&flat], &split, &users, 5, 1.5, 7, &mut |_, _| {}).is_err());
+        assert!(tune_lists(&[], &split, &users, 5, 0.1, 7, &mut |_, _| {}).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //!   [`CandidateSet`]).
 //! * [`metrics`]: HR@K, NDCG@K, MRR from per-user ranks; [`bootstrap`]: paired bootstrap CIs.
 //! * [`Hybrid`]: late fusion of recommenders, its weights tuned on the validation stage ([`hybrid::tune`]).
+//! * [`ListFusion`]: late fusion over a candidate list (an SLM can be a part), tuned by [`hybrid::tune_lists`].
 pub mod bootstrap;
 pub mod candidates;
 pub mod hybrid;
@@ -15,7 +16,7 @@ pub mod report;
 
 pub use bootstrap::{bootstrap_mean, paired_bootstrap, Ci};
 pub use candidates::CandidateSet;
-pub use hybrid::{Hybrid, TuneReport};
+pub use hybrid::{Hybrid, ListFusion, Shared, TuneReport};
 pub use metrics::{metric_names, metrics_from_ranks, per_user_value};
 pub use protocol::{evaluate, Protocol};
 pub use report::{EvalReport, RankFile};
