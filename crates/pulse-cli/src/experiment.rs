@@ -855,13 +855,7 @@ fn fused_rows(
     let rr = c.rerank.clone().unwrap_or_default();
     let key = serde_json::json!({ "row": m, "rerank": rr, "hybrid": hybrid_mix(c, train, u), "slm_section": sl });
     let mut todo = vec![];
-    for pname in sl.protocols.as_ref().unwrap_or(&c.protocols) {
-        let p = parse_protocol(pname, c.mask_history)?;
-        if matches!(p, pulse_eval::Protocol::Full { .. }) {
-            continue;
-        }
-        let out = dir.join(format!("{m}-{pname}.json"));
-        rows.insert((m.to_string(), pname.clone()), out.clone());
+    for (p, pname, out) in slm_protocols(c, sl, dir, m, rows)? {
         if let Ok(prev) = EvalReport::read(&out) {
             if prev.seed == c.seed && prev.config["data"] == serde_json::to_value(&c.data)? && prev.config["model"]["fusion"] == key {
                 tracing::info!("{m} {pname}: already done ({})", out.display());
@@ -947,6 +941,22 @@ fn kept_without_adapter(prev: &EvalReport, c: &ExperimentConfig, sl: &SlmSection
         && m["slm"]["sha256"].as_str() == Some(pulse_slm::file_sha256(&sl.model)?.as_str()))
 }
 
+/// The candidate protocols an SLM row `m` (or a fused one) is scored on, each with its result file (entered
+/// in `rows`): `[slm] protocols`, else the experiment's, the full catalogue left out.
+fn slm_protocols(c: &ExperimentConfig, sl: &SlmSection, dir: &Path, m: &str, rows: &mut BTreeMap<(String, String), PathBuf>) -> Result<Vec<(pulse_eval::Protocol, String, PathBuf)>> {
+    let mut out = vec![];
+    for pname in sl.protocols.as_ref().unwrap_or(&c.protocols) {
+        let p = parse_protocol(pname, c.mask_history)?;
+        if matches!(p, pulse_eval::Protocol::Full { .. }) {
+            continue;
+        }
+        let f = dir.join(format!("{m}-{pname}.json"));
+        rows.insert((m.to_string(), pname.clone()), f.clone());
+        out.push((p, pname.clone(), f));
+    }
+    Ok(out)
+}
+
 /// One SLM row: candidate protocols only (the full catalogue is out of an SLM's reach on a CPU).
 #[allow(clippy::too_many_arguments)]
 fn slm_rows(
@@ -961,13 +971,7 @@ fn slm_rows(
     let sl = c.slm.as_ref().expect("checked by load_config");
     let users = sample_users(l, sl.eval_users, c.seed);
     let mut ranker = None;
-    for pname in sl.protocols.as_ref().unwrap_or(&c.protocols) {
-        let p = parse_protocol(pname, c.mask_history)?;
-        if matches!(p, pulse_eval::Protocol::Full { .. }) {
-            continue;
-        }
-        let out = dir.join(format!("{m}-{pname}.json"));
-        rows.insert((m.to_string(), pname.clone()), out.clone());
+    for (p, pname, out) in slm_protocols(c, sl, dir, m, rows)? {
         if ranker.is_none() {
             if let (Some(v), Ok(prev)) = (var, EvalReport::read(&out)) {
                 let (_, _, adir) = adapter_dir(c, sl, v)?;

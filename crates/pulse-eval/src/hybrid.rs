@@ -18,10 +18,10 @@ impl Hybrid {
     /// `parts`: the models and their weights (at least one; weights finite).
     pub fn new(name: &str, parts: Vec<(Box<dyn Recommender>, f32)>) -> Result<Self, EvalError> {
         if parts.is_empty() {
-            return Err(EvalError::Invalid("a hybrid needs at least one part".into()));
+            return Err(EvalError::Invalid(format!("{name}: a mix needs at least one part")));
         }
         if let Some((m, w)) = parts.iter().find(|(_, w)| !w.is_finite()) {
-            return Err(EvalError::Invalid(format!("hybrid part {}: weight {w} is not finite", m.name())));
+            return Err(EvalError::Invalid(format!("{name}: part {}: weight {w} is not finite", m.name())));
         }
         Ok(Hybrid { name: name.to_string(), parts })
     }
@@ -134,8 +134,25 @@ pub fn simplex_grid(k: usize, step: f32) -> Vec<Vec<f32>> {
 /// histories, rows standardised over the catalogue; HR@1 among `n` validation candidates for every point
 /// of the simplex grid; the best point wins (ties: the first in grid order). Deterministic.
 pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize, step: f32, seed: u64) -> Result<TuneReport, EvalError> {
+    tune_over(parts, split, users, n, step, seed, false, &mut |_, _| {})
+}
+
+/// What [`tune`] and [`tune_lists`] share: the validation lists, each part's rows standardised over the
+/// catalogue then gathered (`over_list` false) or scored and standardised over the list (true), then
+/// [`search`].
+#[allow(clippy::too_many_arguments)]
+fn tune_over(
+    parts: &[&dyn Recommender],
+    split: &Split,
+    users: &[usize],
+    n: usize,
+    step: f32,
+    seed: u64,
+    over_list: bool,
+    progress: &mut dyn FnMut(&str, usize),
+) -> Result<TuneReport, EvalError> {
     if parts.is_empty() {
-        return Err(EvalError::Invalid("a hybrid needs at least one part".into()));
+        return Err(EvalError::Invalid("a mix needs at least one part".into()));
     }
     if !(step > 0.0 && step <= 1.0) {
         return Err(EvalError::Invalid(format!("grid step must be in (0, 1], got {step}")));
@@ -145,22 +162,31 @@ pub fn tune(parts: &[&dyn Recommender], split: &Split, users: &[usize], n: usize
     let mut by_user: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(parts.len()); users.len()];
     for m in parts {
         let bs = m.batch_size().max(1);
+        let mut done = 0;
         for ((chunk, lchunk), rows_of) in users.chunks(bs).zip(lists.chunks(bs)).zip(by_user.chunks_mut(bs)) {
             let queries: Vec<(Vec<u32>, u32)> = chunk.iter().map(|&u| split.users[u].query(Stage::Valid)).collect();
             let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
-            let rows = m.score_all(&hist).map_err(|e| EvalError::Model { model: m.name().to_string(), source: e })?;
+            let model_err = |e| EvalError::Model { model: m.name().to_string(), source: e };
+            let rows = if over_list {
+                let cands: Vec<&[u32]> = lchunk.iter().map(Vec::as_slice).collect();
+                m.score_candidates(&hist, &cands).map_err(model_err)?
+            } else {
+                m.score_all(&hist).map_err(model_err)?
+            };
             for ((mut r, l), per_part) in rows.into_iter().zip(lchunk).zip(rows_of) {
-                if r.len() != split.n_items {
-                    return Err(EvalError::Invalid(format!("model {} returned {} scores for {} items", m.name(), r.len(), split.n_items)));
+                let want = if over_list { l.len() } else { split.n_items };
+                if r.len() != want {
+                    return Err(EvalError::Invalid(format!("model {} returned {} scores for {want} {}", m.name(), r.len(), if over_list { "candidates" } else { "items" })));
                 }
                 standardise(&mut r);
-                per_part.push(l.iter().map(|&i| r[i as usize]).collect::<Vec<f32>>());
+                per_part.push(if over_list { r } else { l.iter().map(|&i| r[i as usize]).collect() });
             }
+            done += chunk.len();
+            progress(m.name(), done);
         }
     }
     let mut report = search(&by_user, n, step);
     report.parts = parts.iter().map(|m| m.name().to_string()).collect();
-    report.users = users.len();
     Ok(report)
 }
 
@@ -226,36 +252,28 @@ impl Recommender for Shared {
 /// Late fusion over a candidate list: each part scores the list's candidates only (so an SLM can be a
 /// part), each row standardised over the list, then summed with weights. It ranks candidate lists, never
 /// a whole catalogue. Weights: [`tune_lists`].
-pub struct ListFusion {
-    name: String,
-    parts: Vec<(Box<dyn Recommender>, f32)>,
-}
+/// (The same parts and weights as a [`Hybrid`]; only where the rows are standardised differs.)
+pub struct ListFusion(Hybrid);
 
 impl ListFusion {
     /// `parts`: the models and their weights (at least one; weights finite).
     pub fn new(name: &str, parts: Vec<(Box<dyn Recommender>, f32)>) -> Result<Self, EvalError> {
-        if parts.is_empty() {
-            return Err(EvalError::Invalid("a fusion needs at least one part".into()));
-        }
-        if let Some((m, w)) = parts.iter().find(|(_, w)| !w.is_finite()) {
-            return Err(EvalError::Invalid(format!("fusion part {}: weight {w} is not finite", m.name())));
-        }
-        Ok(ListFusion { name: name.to_string(), parts })
+        Hybrid::new(name, parts).map(ListFusion)
     }
 }
 
 impl Recommender for ListFusion {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     fn score_all(&self, _: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
-        Err(format!("{} ranks candidate lists only, not a whole catalogue", self.name).into())
+        Err(format!("{} ranks candidate lists only, not a whole catalogue", self.0.name).into())
     }
 
     fn score_candidates(&self, histories: &[&[u32]], candidates: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
         let mut acc: Vec<Vec<f32>> = candidates.iter().map(|c| vec![0f32; c.len()]).collect();
-        for (m, w) in &self.parts {
+        for (m, w) in &self.0.parts {
             if *w == 0.0 {
                 continue;
             }
@@ -275,7 +293,7 @@ impl Recommender for ListFusion {
     }
 
     fn batch_size(&self) -> usize {
-        self.parts.iter().map(|p| p.0.batch_size()).min().unwrap_or(256).clamp(1, 256)
+        self.0.parts.iter().map(|p| p.0.batch_size()).min().unwrap_or(256).clamp(1, 256)
     }
 }
 
@@ -291,36 +309,7 @@ pub fn tune_lists(
     seed: u64,
     progress: &mut dyn FnMut(&str, usize),
 ) -> Result<TuneReport, EvalError> {
-    if parts.is_empty() {
-        return Err(EvalError::Invalid("a fusion needs at least one part".into()));
-    }
-    if !(step > 0.0 && step <= 1.0) {
-        return Err(EvalError::Invalid(format!("grid step must be in (0, 1], got {step}")));
-    }
-    let lists = valid_candidates(split, users, n, seed)?;
-    let mut by_user: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(parts.len()); users.len()];
-    for m in parts {
-        let bs = m.batch_size().max(1);
-        let mut done = 0;
-        for ((chunk, lchunk), rows_of) in users.chunks(bs).zip(lists.chunks(bs)).zip(by_user.chunks_mut(bs)) {
-            let queries: Vec<(Vec<u32>, u32)> = chunk.iter().map(|&u| split.users[u].query(Stage::Valid)).collect();
-            let hist: Vec<&[u32]> = queries.iter().map(|(h, _)| h.as_slice()).collect();
-            let cands: Vec<&[u32]> = lchunk.iter().map(Vec::as_slice).collect();
-            let rows = m.score_candidates(&hist, &cands).map_err(|e| EvalError::Model { model: m.name().to_string(), source: e })?;
-            for ((mut r, l), per_part) in rows.into_iter().zip(lchunk).zip(rows_of) {
-                if r.len() != l.len() {
-                    return Err(EvalError::Invalid(format!("model {} returned {} scores for {} candidates", m.name(), r.len(), l.len())));
-                }
-                standardise(&mut r);
-                per_part.push(r);
-            }
-            done += chunk.len();
-            progress(m.name(), done);
-        }
-    }
-    let mut report = search(&by_user, n, step);
-    report.parts = parts.iter().map(|m| m.name().to_string()).collect();
-    Ok(report)
+    tune_over(parts, split, users, n, step, seed, true, progress)
 }
 
 #[cfg(test)]
