@@ -185,16 +185,15 @@ fn tune_over(
             progress(m.name(), done);
         }
     }
-    let mut report = search(&by_user, n, step);
+    let mut report = search(&by_user, parts.len(), n, step);
     report.parts = parts.iter().map(|m| m.name().to_string()).collect();
     Ok(report)
 }
 
 /// The simplex grid search both tuners share: `by_user[u][p]` is part p's standardised scores of user u's
-/// list, the true item first. The best point by HR@1 wins (ties: the first in grid order); each part
-/// alone is scored too. `parts` and `users` of the report are left for the caller.
-fn search(by_user: &[Vec<Vec<f32>>], n: usize, step: f32) -> TuneReport {
-    let k = by_user.first().map_or(0, Vec::len);
+/// list (`k` parts, `n` candidates), the true item first. The best point by HR@1 wins (ties: the first in
+/// grid order); each part alone is scored too. The report's `parts` are left for the caller.
+fn search(by_user: &[Vec<Vec<f32>>], k: usize, n: usize, step: f32) -> TuneReport {
     let hr1 = |w: &[f32]| -> f64 {
         let mut hits = 0usize;
         let mut row = vec![0f32; n];
@@ -484,6 +483,9 @@ mod tests {
         // progress: each part reports up to every user, the list-only one in batches of 3
         assert_eq!(seen.last(), Some(&("list-only".to_string(), 40)));
         assert!(seen.contains(&("flat".to_string(), 40)) && seen.contains(&("list-only".to_string(), 3)), "{seen:?}");
+        // no users: a report (HR@1 0), not a panic
+        let e = tune_lists(&[&flat, &next], &split, &[], 5, 0.1, 7, &mut |_, _| {}).unwrap();
+        assert_eq!((e.users, e.valid_hr1, e.weights.len()), (0, 0.0, 2));
         assert!(tune_lists(&[&flat], &split, &users, 5, 1.5, 7, &mut |_, _| {}).is_err());
         assert!(tune_lists(&[], &split, &users, 5, 0.1, 7, &mut |_, _| {}).is_err());
     }
