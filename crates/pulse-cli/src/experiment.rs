@@ -1116,9 +1116,7 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
                 let ra = RankFile::read(&RankFile::path_for(pa))?;
                 let rb = RankFile::read(&RankFile::path_for(pb))?;
                 // pair users both rows ranked (SLM rows rank a sample)
-                let of_b: std::collections::HashMap<&str, Option<u32>> = rb.users.iter().map(String::as_str).zip(rb.ranks.iter().copied()).collect();
-                let pairs: Vec<(Option<u32>, Option<u32>)> =
-                    ra.users.iter().zip(&ra.ranks).filter_map(|(u, &r)| of_b.get(u.as_str()).map(|&q| (r, q))).collect();
+                let pairs = ra.paired(&rb);
                 for k in headline(p) {
                     let va: Vec<f64> = pairs.iter().map(|&(r, _)| per_user_value(k, r).unwrap()).collect();
                     let vb: Vec<f64> = pairs.iter().map(|&(_, r)| per_user_value(k, r).unwrap()).collect();

@@ -181,45 +181,29 @@ fn stats_table(s: &pulse_data::Stats) -> String {
     rows.iter().map(|(k, v)| format!("{k:<w$}  {v}\n")).collect()
 }
 
-/// The users both rank files hold, in A's order, with each file's rank for them.
-fn common_users(a: &RankFile, b: &RankFile) -> (RankFile, RankFile) {
-    let in_b: std::collections::HashMap<&str, Option<u32>> = b.users.iter().map(String::as_str).zip(b.ranks.iter().copied()).collect();
-    let (mut ca, mut cb) = (RankFile { users: vec![], ranks: vec![] }, RankFile { users: vec![], ranks: vec![] });
-    for (u, &r) in a.users.iter().zip(&a.ranks) {
-        if let Some(&rb) = in_b.get(u.as_str()) {
-            ca.users.push(u.clone());
-            ca.ranks.push(r);
-            cb.users.push(u.clone());
-            cb.ranks.push(rb);
-        }
-    }
-    (ca, cb)
-}
-
 fn compare(a: &args::CompareArgs) -> Result<()> {
     let (ra, rb) = (EvalReport::read(&a.a)?, EvalReport::read(&a.b)?);
     if ra.protocol != rb.protocol || ra.dataset != rb.dataset {
         bail!("cannot compare {} {} with {} {}", ra.dataset, ra.protocol, rb.dataset, rb.protocol);
     }
-    let (mut fa, mut fb) = (RankFile::read(&RankFile::path_for(&a.a))?, RankFile::read(&RankFile::path_for(&a.b))?);
+    let (fa, fb) = (RankFile::read(&RankFile::path_for(&a.a))?, RankFile::read(&RankFile::path_for(&a.b))?);
+    let pairs = fa.paired(&fb);
     let mut of = String::new();
     if fa.users != fb.users {
         if !a.common {
             bail!("{} and {} rank different users; a paired comparison needs the same users (or --common)", a.a.display(), a.b.display());
         }
-        let (na, nb) = (fa.users.len(), fb.users.len());
-        (fa, fb) = common_users(&fa, &fb);
-        if fa.users.is_empty() {
+        if pairs.is_empty() {
             bail!("{} and {} rank no user in common", a.a.display(), a.b.display());
         }
-        of = format!(" users both rank, of {na} and {nb}");
+        of = format!(" users both rank, of {} and {}", fa.users.len(), fb.users.len());
     }
     let metrics = if a.metric.is_empty() { ra.metrics.keys().cloned().collect() } else { a.metric.clone() };
-    println!("{} {} — {} vs {} (n={}{of}, {} paired resamples)", ra.dataset, ra.protocol, ra.model, rb.model, fa.users.len(), a.resamples);
+    println!("{} {} — {} vs {} (n={}{of}, {} paired resamples)", ra.dataset, ra.protocol, ra.model, rb.model, pairs.len(), a.resamples);
     println!("{:<10} {:>9} {:>9} {:>9}  {:<22} {}", "metric", ra.model, rb.model, "diff", "95% CI of diff", "P(diff<=0)");
     for m in metrics {
-        let va: Option<Vec<f64>> = fa.ranks.iter().map(|&r| per_user_value(&m, r)).collect();
-        let vb: Option<Vec<f64>> = fb.ranks.iter().map(|&r| per_user_value(&m, r)).collect();
+        let va: Option<Vec<f64>> = pairs.iter().map(|&(r, _)| per_user_value(&m, r)).collect();
+        let vb: Option<Vec<f64>> = pairs.iter().map(|&(_, r)| per_user_value(&m, r)).collect();
         let (Some(va), Some(vb)) = (va, vb) else { bail!("unknown metric '{m}'") };
         let ci = paired_bootstrap(&va, &vb, a.resamples, a.seed);
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

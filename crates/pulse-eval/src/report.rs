@@ -40,6 +40,12 @@ pub struct RankFile {
 }
 
 impl RankFile {
+    /// The ranks of the users both files hold, in this file's order: (this file's, `other`'s).
+    pub fn paired(&self, other: &RankFile) -> Vec<(Option<u32>, Option<u32>)> {
+        let of_other: std::collections::HashMap<&str, Option<u32>> = other.users.iter().map(String::as_str).zip(other.ranks.iter().copied()).collect();
+        self.users.iter().zip(&self.ranks).filter_map(|(u, &r)| of_other.get(u.as_str()).map(|&q| (r, q))).collect()
+    }
+
     /// `results/x.json` → `results/x.ranks.tsv`.
     pub fn path_for(report: &Path) -> PathBuf {
         report.with_extension("ranks.tsv")
@@ -74,5 +80,20 @@ impl RankFile {
             });
         }
         Ok(RankFile { users, ranks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RankFile;
+
+    #[test]
+    fn paired_keeps_the_users_both_files_rank_in_the_first_files_order() {
+        let f = |u: &[&str], r: &[Option<u32>]| RankFile { users: u.iter().map(|s| s.to_string()).collect(), ranks: r.to_vec() };
+        let a = f(&["u3", "u1", "u2"], &[Some(1), None, Some(4)]);
+        let b = f(&["u1", "u2", "u9"], &[Some(2), Some(5), Some(1)]);
+        assert_eq!(a.paired(&b), vec![(None, Some(2)), (Some(4), Some(5))]);
+        assert_eq!(b.paired(&a), vec![(Some(2), None), (Some(5), Some(4))]);
+        assert!(a.paired(&f(&["x"], &[Some(1)])).is_empty());
     }
 }
