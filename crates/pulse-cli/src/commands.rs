@@ -278,12 +278,19 @@ pub fn default_checkpoint_dir(l: &Loaded, cfg: &SasRecConfig, seed: u64) -> Path
 
 /// A fixed, seeded sample of `n` split users (sorted), or all of them when `n` is at least that many.
 pub fn sample_users(l: &Loaded, n: usize, seed: u64) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..l.split.users.len()).collect();
-    if n < idx.len() {
-        pulse_data::Rng::derive(seed, "eval-users").shuffle(&mut idx);
-        idx.truncate(n);
-        idx.sort_unstable();
+    if n >= l.split.users.len() {
+        return (0..l.split.users.len()).collect();
     }
+    let mut idx = sample_order(l, seed);
+    idx.truncate(n);
+    idx.sort_unstable();
+    idx
+}
+
+/// Every split user in the seeded order the samples take their users from.
+fn sample_order(l: &Loaded, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..l.split.users.len()).collect();
+    pulse_data::Rng::derive(seed, "eval-users").shuffle(&mut idx);
     idx
 }
 
@@ -294,9 +301,7 @@ pub fn sample_users_after(l: &Loaded, skip: usize, n: usize, seed: u64) -> Resul
     if skip + n > total {
         bail!("{}: {n} users after the first {skip} of the seeded sample need {} users, the split has {total}", l.ds.name, skip + n);
     }
-    let mut idx: Vec<usize> = (0..total).collect();
-    pulse_data::Rng::derive(seed, "eval-users").shuffle(&mut idx);
-    let mut out = idx[skip..skip + n].to_vec();
+    let mut out = sample_order(l, seed)[skip..skip + n].to_vec();
     out.sort_unstable();
     Ok(out)
 }

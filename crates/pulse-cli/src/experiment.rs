@@ -874,8 +874,9 @@ fn fused_rows(
     let t0 = std::time::Instant::now();
     let tl = train.unwrap_or(l);
     let users = crate::commands::sample_users_after(tl, h.tune_users, rr.tune_users, c.seed)?;
+    let tune_slm = slm_ranker(tl, &sl.model, adapter_path, sl.rank.clone())?;
     let report = {
-        let slm = slm_ranker(tl, &sl.model, adapter_path, sl.rank.clone())?;
+        let slm = &tune_slm;
         let pb = crate::progress(quiet, 2 * users.len() as u64, &format!("tune {m}"));
         let parts: [&dyn pulse_eval::Recommender; 2] = [b.tune.as_ref(), slm.model.as_ref()];
         let mut report = pulse_eval::hybrid::tune_lists(&parts, &tl.split, &users, rr.tune_candidates, rr.grid_step, c.seed, &mut |name, done| {
@@ -887,7 +888,14 @@ fn fused_rows(
     };
     let tune_seconds = t0.elapsed().as_secs_f64();
     tracing::info!("{m}: weights {:?} on {} ({} validation users, cand{} HR@1 {:.4}; alone {:?}), {tune_seconds:.0}s", report.weights, tl.ds.name, report.users, report.n_candidates, report.valid_hr1, report.part_hr1);
-    let slm = slm_ranker(l, &sl.model, adapter_path, sl.rank.clone())?;
+    // in-domain the tuning ranker is already the one for the test data (same dataset, same score cache)
+    let slm = match train {
+        None => tune_slm,
+        Some(_) => {
+            drop(tune_slm);
+            slm_ranker(l, &sl.model, adapter_path, sl.rank.clone())?
+        }
+    };
     let t = Trained {
         config: serde_json::json!({ "fusion": key, "weights": report.weights, "slm": slm.config, "sft_dir": adapter.as_ref().map(|a| &a.1), "hybrid": b.config }),
         meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "slm": slm.meta, "hybrid": b.meta }),
