@@ -2,12 +2,14 @@
 # Gemma 3 270M tuned and ranking against SmolLM2-135M tuned on the same store, users and SFT settings, paired on
 # the same test users and cand5 lists: each variant against its SmolLM2 twin, then the Gemma rows' own ordering
 # (PULSE vs SFT with reasons vs plain SFT, by compare-ordering.sh).
-#   bash scripts/compare-tuned-model.sh [in|cross] [path/to/pulse]
+#   bash scripts/compare-tuned-model.sh [in|cross|cross1000] [path/to/pulse]
 # in (default): results/pipeline-luxury-beauty-500-gemma-tuned (configs/pipeline-luxury-beauty-500-gemma-tuned.toml)
 #   against results/pipeline-luxury-beauty-500-gemma-eval600 (600 users); the zero-shot rows against each other
 #   (SmolLM2's from results/pipeline-luxury-beauty-1500-eval1000, whose 1,000 users begin with these 600).
 # cross: results/pulse-cross-video-games-500-gemma-tuned (configs/pulse-cross-video-games-500-gemma-tuned.toml)
 #   against results/pulse-cross-video-games-500-gemma-eval1000 (the 400 users both have).
+# cross1000: results/rerank-cross-video-games-500-gemma-tuned-eval1000 (configs/rerank-cross-video-games-500-gemma-tuned-eval1000.toml:
+#   the same adapters on all 1,000 of those users) against the same SmolLM2 folder.
 # Pairs are on the users both files rank (`pulse compare --common`). Writes <Gemma folder>/compare-smollm2.txt
 # and <Gemma folder>/compare.txt (through temporary files).
 set -euo pipefail
@@ -19,7 +21,9 @@ case "$M" in
       Z=results/pipeline-luxury-beauty-1500-eval1000 ;;
   cross) G=results/pulse-cross-video-games-500-gemma-tuned S=results/pulse-cross-video-games-500-gemma-eval1000
       Z=results/pulse-cross-video-games-1500 ;;
-  *) echo "usage: compare-tuned-model.sh [in|cross] [path/to/pulse]" >&2; exit 2 ;;
+  cross1000) G=results/rerank-cross-video-games-500-gemma-tuned-eval1000 S=results/pulse-cross-video-games-500-gemma-eval1000
+      Z=results/pulse-cross-video-games-1500 ;;
+  *) echo "usage: compare-tuned-model.sh [in|cross|cross1000] [path/to/pulse]" >&2; exit 2 ;;
 esac
 [ -d "$G" ] || { echo "compare-tuned-model.sh: no $G (run the experiment first)" >&2; exit 1; }
 out=$(mktemp)
