@@ -370,6 +370,12 @@ pub struct HybridSection {
     /// Step of the weight grid over the simplex.
     #[serde(default = "default_grid_step")]
     pub grid_step: f32,
+    /// Cross-domain only: tune the weights on this third domain's validation stage, with the parts
+    /// transferred to it from `train_data` as they are to the experiment's data, instead of on
+    /// `train_data` itself, where a part trained there is at home and its validation score says nothing
+    /// of how it transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune_data: Option<DataSpec>,
 }
 
 fn default_tune_candidates() -> usize {
@@ -506,6 +512,12 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             let Some(h) = &c.hybrid else { bail!("{}: model hybrid needs a [hybrid] table (parts)", path.display()) };
             if h.parts.is_empty() || h.tune_candidates < 2 || !(h.grid_step > 0.0 && h.grid_step <= 1.0) || h.tune_users == 0 {
                 bail!("{}: [hybrid] needs parts, tune_candidates ≥ 2, tune_users ≥ 1 and grid_step in (0, 1]", path.display());
+            }
+            if h.tune_data.is_some() && c.train_data.is_none() {
+                bail!("{}: [hybrid] tune_data needs train_data (the parts are transferred from it to the tuning domain)", path.display());
+            }
+            if h.tune_data.is_some() && c.models.iter().any(|m| fused_row(m).is_some()) {
+                bail!("{}: [hybrid] tune_data: fused rows (<row>+hybrid) tune on train_data and cannot take it", path.display());
             }
             for p in &h.parts {
                 let k = parse_model(p).with_context(|| format!("{}: [hybrid] parts", path.display()))?;
@@ -758,10 +770,15 @@ struct BuiltHybrid {
 fn build_hybrid<'a>(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Untrained, cache: &'a mut Option<BuiltHybrid>, quiet: bool) -> Result<&'a BuiltHybrid> {
     if cache.is_none() {
         let h = c.hybrid.as_ref().expect("checked by load_config");
-        // tune where the weights may be learned: the training domain
+        // tune where the weights may be learned: the training domain, or a third one the parts are
+        // transferred to (`tune_data`)
         let t0 = std::time::Instant::now();
-        let tl = train.unwrap_or(l);
-        let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, None, c, u, quiet)).collect::<Result<_>>()?;
+        let third = h.tune_data.as_ref().map(load_data).transpose()?;
+        let (tl, tune_source) = match &third {
+            Some(t) => (t, train),
+            None => (train.unwrap_or(l), None),
+        };
+        let tune_parts: Vec<Trained> = h.parts.iter().map(|p| hybrid_part(p, tl, tune_source, c, u, quiet)).collect::<Result<_>>()?;
         let refs: Vec<&dyn pulse_eval::Recommender> = tune_parts.iter().map(|t| t.model.as_ref()).collect();
         let users = sample_users(tl, h.tune_users, c.seed);
         let mut report = pulse_eval::hybrid::tune(&refs, &tl.split, &users, h.tune_candidates, h.grid_step, c.seed)?;
@@ -788,7 +805,7 @@ fn build_hybrid<'a>(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u:
             test,
             tune,
             config: serde_json::json!({ "mix": hybrid_mix(c, train, u), "weights": report.weights, "parts": part_configs }),
-            meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "parts": part_meta }),
+            meta: serde_json::json!({ "tune": report, "tune_data": tl.ds.name, "tune_seconds": tune_seconds, "parts": part_meta }),
         });
     }
     Ok(cache.as_ref().expect("built above"))

@@ -727,6 +727,60 @@ fn experiment_hybrid_tunes_on_validation_and_refuses_bad_parts() {
     }
 }
 
+/// Cross-domain, `[hybrid] tune_data` tunes the weights on a third domain, with the parts transferred to it:
+/// the tuning lists are that domain's (its users, its part scores), the mix still ranks the experiment's
+/// data, and the record says where the weights came from. Without train_data, or with a fused row, refused.
+#[test]
+fn experiment_hybrid_tunes_on_a_third_domain() {
+    let d = tempfile::tempdir().unwrap();
+    let data = root().join("data/amazon2018-luxury-beauty");
+    let office = root().join("../shared/data/amazon2014-office-products");
+    let res = d.path().join("res");
+    let p = d.path().join("hy.toml");
+    // `train`: the [train_data] table (or none); `tune`: what follows [hybrid] (its tune_data table)
+    let cfg = |train: &str, tune: &str| {
+        format!(
+            "name = \"hy\"\nmodels = [\"hybrid\"]\nprotocols = [\"cand5\"]\nbootstrap = 100\n[data]\npath = \"{}\"\n{train}[hybrid]\nparts = [\"lexical\", \"pop\"]\ntune_users = 500\ngrid_step = 0.1\ntune_candidates = 5\n{tune}",
+            data.display()
+        )
+    };
+    let exp = |toml: &str, out: &Path| {
+        std::fs::write(&p, toml).unwrap();
+        run(&["-q", "experiment", p.to_str().unwrap(), "--results", out.to_str().unwrap()])
+    };
+    let meta = || -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(res.join("hy/hybrid-cand5.meta.json")).unwrap()).unwrap() };
+    let train = format!("[train_data]\npath = \"{}\"\n", data.display());
+    let tune = format!("[hybrid.tune_data]\npath = \"{}\"\n", office.display());
+    let o = exp(&cfg(&train, ""), &res);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let at_home = meta();
+    assert_eq!(at_home["model"]["tune_data"], "amazon2018-luxury-beauty");
+    let o = exp(&cfg(&train, &tune), &res);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let away = meta();
+    assert_eq!(away["model"]["tune_data"], "amazon2014-office-products");
+    let (t0, t1) = (&at_home["model"]["tune"], &away["model"]["tune"]);
+    assert_eq!(t1["users"].as_u64(), Some(500));
+    let w: f64 = t1["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((w - 1.0).abs() < 1e-6, "{t1}");
+    // other lists, other part scores: the tuning ran on Office (a changed config redid the row)
+    assert_ne!(t0["part_hr1"], t1["part_hr1"], "{t0} vs {t1}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("hy/hybrid-cand5.json")).unwrap()).unwrap();
+    assert_eq!(report["config"]["model"]["weights"], t1["weights"]);
+    assert_eq!(report["config"]["model"]["mix"]["hybrid"]["tune_data"]["path"], office.display().to_string());
+    // refused up front, nothing written
+    let bad = d.path().join("bad");
+    let slm = format!("[slm]\nmodel = \"m.gguf\"\nstore = \"s.sqlite\"\nsft = \"{}\"\n", root().join("configs/sft-pipeline-luxury-beauty.toml").display());
+    let fused = cfg(&train, &format!("{tune}{slm}")).replace("models = [\"hybrid\"]", "models = [\"hybrid\", \"pulse+hybrid\"]");
+    for (toml, msg) in [(cfg("", &tune), "tune_data needs train_data"), (fused, "fused rows (<row>+hybrid) tune on train_data")] {
+        let o = exp(&toml, &bad);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains(msg) && e.trim().lines().count() == 1, "{msg}: {e}");
+        assert!(!bad.join("hy").exists());
+    }
+}
+
 /// A temporary folder with a ToT config (`tot_toml`), a SASRec config of its own (one epoch, small: its
 /// checkpoint is the test's alone) and the path for the similar-users file.
 fn tot_setup(tot_toml: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
