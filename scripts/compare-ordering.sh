@@ -13,6 +13,7 @@
 #   PROTOCOL=cand20 ... results/pulse-cross-video-games-500-gemma-cand20-eval400 (PULSE and reasons only)
 #   SUFFIX=+hybrid ... results/rerank-luxury-beauty-500-gemma-tuned and results/rerank-cross-video-games-500-gemma-tuned
 #     (the fused rows pulse+hybrid, sft-reasons+hybrid, sft-plain+hybrid; writes DIR/compare+hybrid.txt)
+#   SUFFIX=+hybrid ... results/rerank-cross-video-games-500-gemma-tuned-eval1000[-sim]
 #   bash scripts/compare-ordering.sh [DIR] [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
