@@ -6,7 +6,8 @@
 # - the four-part hybrid with its weights tuned on the other target's validation
 #   (configs/hybrid-cross-*-centered-tune{office,vg}.toml) against both;
 # - the fused rows over each hybrid on the 1,000 Video Games users (their ordering: SUFFIX=+hybrid bash
-#   scripts/compare-ordering.sh on the -eval1000-sim folder).
+#   scripts/compare-ordering.sh on the -eval1000-sim folder), and PULSE's on 5,000 (-eval5000-sim, and
+#   -eval5000-tuneoffice, where every weight is tuned on Office).
 # Writes compare.txt into each of those folders. Run after their configs:
 #   bash scripts/compare-sim.sh [path/to/pulse]
 set -euo pipefail
@@ -48,7 +49,15 @@ fused5000() {
   echo "# pulse+hybrid vs the hybrid it reranks, on the 5,000 users ($R)"; cmpc --metric hr@1 "$R/pulse+hybrid-cand5.json" "$R/hybrid-cand5.json"
   echo "# pulse alone vs the hybrid"; cmpc --metric hr@1 "$R/pulse-cand5.json" "$R/hybrid-cand5.json"
 }
+fused5000_office() {
+  local R=results/rerank-cross-video-games-500-gemma-tuned-eval5000-tuneoffice S=results/rerank-cross-video-games-500-gemma-tuned-eval5000-sim
+  echo "# every weight tuned on Office: pulse+hybrid vs the hybrid it reranks, on the 5,000 users ($R)"; cmpc --metric hr@1 "$R/pulse+hybrid-cand5.json" "$R/hybrid-cand5.json"
+  echo "# its hybrid (tuned on 4,500 Office users) vs the -tuneoffice hybrid (4,905 users; every test user)"; cmp --metric hr@1 "$R/hybrid-cand5.json" results/hybrid-cross-video-games-centered-tuneoffice/hybrid-cand5.json
+  echo "# its hybrid vs the three-part -sim hybrid (every test user)"; cmp --metric hr@1 "$R/hybrid-cand5.json" results/hybrid-cross-video-games-centered-sim/hybrid-cand5.json
+  echo "# its pulse+hybrid vs the -sim run's (5,000 users)"; cmp --metric hr@1 "$R/pulse+hybrid-cand5.json" "$S/pulse+hybrid-cand5.json"
+}
 for d in video-games office; do write "results/hybrid-cross-$d-centered-sim" hybrids "$d"; done
+[ -f results/rerank-cross-video-games-500-gemma-tuned-eval5000-tuneoffice/pulse+hybrid-cand5.json ] && write results/rerank-cross-video-games-500-gemma-tuned-eval5000-tuneoffice fused5000_office
 [ -f results/hybrid-cross-video-games-centered-tuneoffice/hybrid-cand5.json ] && write results/hybrid-cross-video-games-centered-tuneoffice tuned_away video-games office
 [ -f results/hybrid-cross-office-centered-tunevg/hybrid-cand5.json ] && write results/hybrid-cross-office-centered-tunevg tuned_away office vg
 [ -f results/rerank-cross-video-games-500-gemma-tuned-eval1000-sim/pulse+hybrid-cand5.json ] && write results/rerank-cross-video-games-500-gemma-tuned-eval1000-sim fused

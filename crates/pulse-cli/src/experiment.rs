@@ -516,9 +516,6 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             if h.tune_data.is_some() && c.train_data.is_none() {
                 bail!("{}: [hybrid] tune_data needs train_data (the parts are transferred from it to the tuning domain)", path.display());
             }
-            if h.tune_data.is_some() && c.models.iter().any(|m| fused_row(m).is_some()) {
-                bail!("{}: [hybrid] tune_data: fused rows (<row>+hybrid) tune on train_data and cannot take it", path.display());
-            }
             for p in &h.parts {
                 let k = parse_model(p).with_context(|| format!("{}: [hybrid] parts", path.display()))?;
                 if matches!(k, crate::args::ModelArg::Slm) {
@@ -763,6 +760,9 @@ struct BuiltHybrid {
     tune: std::rc::Rc<dyn pulse_eval::Recommender>,
     config: serde_json::Value,
     meta: serde_json::Value,
+    /// The third domain the weights were tuned on (`[hybrid] tune_data`), kept for the fused rows, which
+    /// tune their SLM weight on the same domain.
+    third: Option<Loaded>,
 }
 
 /// Builds the hybrid once: weights tuned on the validation stage (cross-domain: of the training domain,
@@ -806,6 +806,7 @@ fn build_hybrid<'a>(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u:
             tune,
             config: serde_json::json!({ "mix": hybrid_mix(c, train, u), "weights": report.weights, "parts": part_configs }),
             meta: serde_json::json!({ "tune": report, "tune_data": tl.ds.name, "tune_seconds": tune_seconds, "parts": part_meta }),
+            third,
         });
     }
     Ok(cache.as_ref().expect("built above"))
@@ -887,9 +888,9 @@ fn fused_rows(
     let b = build_hybrid(c, l, train, u, cache, quiet)?;
     let adapter = var.map(|v| train_adapter(c, sl, v, quiet)).transpose()?;
     let adapter_path = adapter.as_ref().map(|a| a.0.as_path());
-    // the weight: validation lists of the tuning domain, users after the hybrid's own
+    // the weight: validation lists of the hybrid's tuning domain, users after the hybrid's own
     let t0 = std::time::Instant::now();
-    let tl = train.unwrap_or(l);
+    let tl = b.third.as_ref().unwrap_or(train.unwrap_or(l));
     let users = crate::commands::sample_users_after(tl, h.tune_users, rr.tune_users, c.seed)?;
     let tune_slm = slm_ranker(tl, &sl.model, adapter_path, sl.rank.clone())?;
     let report = {
@@ -915,7 +916,7 @@ fn fused_rows(
     };
     let t = Trained {
         config: serde_json::json!({ "fusion": key, "weights": report.weights, "slm": slm.config, "sft_dir": adapter.as_ref().map(|a| &a.1), "hybrid": b.config }),
-        meta: serde_json::json!({ "tune": report, "tune_seconds": tune_seconds, "slm": slm.meta, "hybrid": b.meta }),
+        meta: serde_json::json!({ "tune": report, "tune_data": tl.ds.name, "tune_seconds": tune_seconds, "slm": slm.meta, "hybrid": b.meta }),
         model: Box::new(pulse_eval::ListFusion::new(m, vec![(Box::new(pulse_eval::Shared(b.test.clone())), report.weights[0]), (slm.model, report.weights[1])])?),
     };
     let users = sample_users(l, sl.eval_users, c.seed);

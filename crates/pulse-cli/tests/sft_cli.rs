@@ -308,6 +308,21 @@ fn experiment_with_a_fused_row() {
     let r = Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(d.path()).env("RUST_LOG", "info").args(["experiment", "exp.toml"]).output().unwrap();
     let log = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success() && log.contains("slm+hybrid cand5: already done"), "{log}");
+    // cross-domain with [hybrid.tune_data]: the SLM's weight is tuned on the same third domain as the hybrid's,
+    // on its users after the hybrid's own, and the record says so
+    let office = root().join("../shared/data/amazon2014-office-products");
+    let cross = cfg
+        .replace("\"fused\"", "\"fused-third\"")
+        .replace("protocols = [\"full\", \"cand5\"]", "protocols = [\"cand5\"]")
+        .replace("parts = [\"pop\", \"itemknn\"]", "parts = [\"pop\", \"lexical\"]")
+        .replace("[rerank]", &format!("[hybrid.tune_data]\npath = \"{}\"\n[train_data]\npath = \"{}\"\n[rerank]", office.display(), data.display()));
+    std::fs::write(d.path().join("third.toml"), &cross).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "third.toml"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("results/fused-third/slm+hybrid-cand5.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["model"]["tune_data"], "amazon2014-office-products");
+    assert_eq!(meta["model"]["hybrid"]["tune_data"], "amazon2014-office-products");
+    assert_eq!(meta["model"]["tune"]["users"].as_u64(), Some(4));
     // refused up front, one line, nothing written
     for (bad, needle) in [
         (cfg.replace("[\"hybrid\", \"slm+hybrid\", \"slm\"]", "[\"slm+hybrid\"]"), "needs an [slm] table and the hybrid row"),
