@@ -355,7 +355,7 @@ fn remove_if_there(f: &Path) -> Result<()> {
 
 /// `[hybrid]`: which models to mix and how the weights are tuned. Cross-domain (with `train_data`), the
 /// parts are text-only models and `pop`; the weights are tuned on the training domain's validation stage
-/// and then applied, unchanged, to the transferred text models plus the target's own popularity counts
+/// (or `tune_data`'s) and then applied, unchanged, to the transferred text models plus the target's own popularity counts
 /// (a statistic of the target's training interactions, not a trained parameter).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -766,7 +766,8 @@ struct BuiltHybrid {
 }
 
 /// Builds the hybrid once: weights tuned on the validation stage (cross-domain: of the training domain,
-/// with the parts as trained there), then the parts for the experiment's data (transferred cross-domain).
+/// with the parts as trained there, or of `tune_data`, with the parts transferred there), then the parts
+/// for the experiment's data (transferred cross-domain).
 fn build_hybrid<'a>(c: &ExperimentConfig, l: &Loaded, train: Option<&Loaded>, u: &Untrained, cache: &'a mut Option<BuiltHybrid>, quiet: bool) -> Result<&'a BuiltHybrid> {
     if cache.is_none() {
         let h = c.hybrid.as_ref().expect("checked by load_config");
