@@ -4,7 +4,7 @@
 #   configs/hybrid-cross-*-centered-sim.toml) against the hybrid that also has the Luxury Beauty-trained
 #   pulse-ts-text (configs/hybrid-cross-*-centered.toml);
 # - the four-part hybrid with its weights tuned on the other target's validation
-#   (configs/hybrid-cross-*-centered-tune{office,vg}.toml) against both;
+#   (configs/hybrid-cross-*-centered-tune{office,vg}.toml; on MovieLens-100K: -tuneml) against both;
 # - the fused rows over each hybrid on the 1,000 Video Games users (their ordering: SUFFIX=+hybrid bash
 #   scripts/compare-ordering.sh on the -eval1000-sim folder), and PULSE's on 5,000 (-eval5000-sim, and
 #   -eval5000-tuneoffice, where every weight is tuned on Office).
@@ -37,10 +37,10 @@ fused() {
   done
   echo "# the two runs' hybrid rows (every test user; the eval1000 run rebuilt pulse-ts-text, so its hybrid is 0.6999, not the committed 0.6994)"; cmpc --metric hr@1 "$R/hybrid-cand5.json" "$B/hybrid-cand5.json"
 }
-tuned_away() { # the four-part hybrid with its weights tuned on the other target ($2) vs the two above
+tuned_away() { # the four-part hybrid with its weights tuned on a third domain ($2: office, vg, ml) vs the two above
   local d=$1 R=results/hybrid-cross-$1-centered-tune$2
   for B in "results/hybrid-cross-$d-centered" "results/hybrid-cross-$d-centered-sim"; do
-    echo "# the four-part hybrid, weights tuned on the other target's validation ($R) vs $B"
+    echo "# the four-part hybrid, weights tuned on the validation lists of $2 ($R) vs $B"
     for p in cand5 cand20 full; do echo "# hybrid $p"; cmp --metric hr@1 --metric ndcg@10 "$R/hybrid-$p.json" "$B/hybrid-$p.json"; done
   done
 }
@@ -60,6 +60,7 @@ for d in video-games office; do write "results/hybrid-cross-$d-centered-sim" hyb
 [ -f results/rerank-cross-video-games-500-gemma-tuned-eval5000-tuneoffice/pulse+hybrid-cand5.json ] && write results/rerank-cross-video-games-500-gemma-tuned-eval5000-tuneoffice fused5000_office
 [ -f results/hybrid-cross-video-games-centered-tuneoffice/hybrid-cand5.json ] && write results/hybrid-cross-video-games-centered-tuneoffice tuned_away video-games office
 [ -f results/hybrid-cross-office-centered-tunevg/hybrid-cand5.json ] && write results/hybrid-cross-office-centered-tunevg tuned_away office vg
+[ -f results/hybrid-cross-video-games-centered-tuneml/hybrid-cand5.json ] && write results/hybrid-cross-video-games-centered-tuneml tuned_away video-games ml
 [ -f results/rerank-cross-video-games-500-gemma-tuned-eval1000-sim/pulse+hybrid-cand5.json ] && write results/rerank-cross-video-games-500-gemma-tuned-eval1000-sim fused
 [ -f results/rerank-cross-video-games-500-gemma-tuned-eval5000-sim/pulse+hybrid-cand5.json ] && write results/rerank-cross-video-games-500-gemma-tuned-eval5000-sim fused5000
 exit 0
