@@ -24,10 +24,14 @@ write() { # folder, then the lines' producer
   mv "$out" "$dir/compare.txt"   # never half-written
   out=
 }
+# the hybrid rows of folders $1 and $2 on every protocol
+hybrid_protocols() {
+  for p in cand5 cand20 full; do echo "# hybrid $p"; cmp --metric hr@1 --metric ndcg@10 "$1/hybrid-$p.json" "$2/hybrid-$p.json"; done
+}
 hybrids() {
   local d=$1 R=results/hybrid-cross-$1-centered-sim B=results/hybrid-cross-$1-centered
   echo "# hybrid without pulse-ts-text ($R) vs with it ($B)"
-  for p in cand5 cand20 full; do echo "# hybrid $p"; cmp --metric hr@1 --metric ndcg@10 "$R/hybrid-$p.json" "$B/hybrid-$p.json"; done
+  hybrid_protocols "$R" "$B"
 }
 fused() {
   local R=results/rerank-cross-video-games-500-gemma-tuned-eval1000-sim B=results/rerank-cross-video-games-500-gemma-tuned-eval1000
@@ -41,7 +45,7 @@ tuned_away() { # the four-part hybrid with its weights tuned on a third domain (
   local d=$1 R=results/hybrid-cross-$1-centered-tune$2
   for B in "results/hybrid-cross-$d-centered" "results/hybrid-cross-$d-centered-sim"; do
     echo "# the four-part hybrid, weights tuned on the validation lists of $2 ($R) vs $B"
-    for p in cand5 cand20 full; do echo "# hybrid $p"; cmp --metric hr@1 --metric ndcg@10 "$R/hybrid-$p.json" "$B/hybrid-$p.json"; done
+    hybrid_protocols "$R" "$B"
   done
 }
 fused5000() {
