@@ -3,7 +3,7 @@
 # folder has all three rows on the same test users and candidate lists (cand5 unless PROTOCOL is set): PULSE vs
 # reasons, reasons vs plain, PULSE vs plain; a pair whose rows the folder lacks is left out (at least one must be
 # there).
-# Writes DIR/compare.txt (through a temporary file: never half-written). Used for
+# Writes DIR/compare.txt, or DIR/$OUT (through a temporary file: never half-written). Used for
 #   results/pipeline-luxury-beauty-500-gemma-eval600 (default; configs/pipeline-luxury-beauty-500-gemma-eval600.toml)
 #   results/pipeline-luxury-beauty-500-gemma-tuned (configs/pipeline-luxury-beauty-500-gemma-tuned.toml, via compare-tuned-model.sh)
 #   results/pulse-cross-video-games-500-gemma (configs/pulse-cross-video-games-500-gemma.toml)
@@ -14,6 +14,8 @@
 #   SUFFIX=+hybrid ... results/rerank-luxury-beauty-500-gemma-tuned and results/rerank-cross-video-games-500-gemma-tuned
 #     (the fused rows pulse+hybrid, sft-reasons+hybrid, sft-plain+hybrid; writes DIR/compare+hybrid.txt)
 #   SUFFIX=+hybrid ... results/rerank-cross-video-games-500-gemma-tuned-eval1000[-sim]
+#   PROTOCOL=cand20 OUT=compare-cand20.txt ... results/pulse-cross-office-500-gemma-tuned (a folder with both protocols;
+#     via compare-tuned-model.sh office20)
 #   bash scripts/compare-ordering.sh [DIR] [path/to/pulse]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ D=${1:-results/pipeline-luxury-beauty-500-gemma-eval600}
 P=${2:-target/release/pulse}
 PR=${PROTOCOL:-cand5}
 S=${SUFFIX:-}
+O=${OUT:-compare$S.txt}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "# pulse compare A B --metric hr@1 --resamples 2000 (same test users x $PR)" > "$out"
@@ -33,6 +36,6 @@ for ab in "pulse sft-reasons" "sft-reasons sft-plain" "pulse sft-plain"; do
   "$P" compare -q --metric hr@1 --resamples 2000 "$D/$1-$PR.json" "$D/$2-$PR.json" >> "$out"
 done
 [ "$pairs" -gt 0 ] || { echo "compare-ordering.sh: $D has no two of pulse$S, sft-reasons$S, sft-plain$S for $PR" >&2; exit 1; }
-mv "$out" "$D/compare$S.txt"
+mv "$out" "$D/$O"
 trap - EXIT
-cat "$D/compare$S.txt"
+cat "$D/$O"
