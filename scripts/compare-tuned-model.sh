@@ -33,7 +33,7 @@ case "$M" in
   cross1000) G=results/rerank-cross-video-games-500-gemma-tuned-eval1000 S=results/pulse-cross-video-games-500-gemma-eval1000
       Z=results/pulse-cross-video-games-1500 ;;
   cross20) G=results/pulse-cross-video-games-500-gemma-tuned-cand20 S=results/pulse-cross-video-games-500-gemma-cand20
-      Z=results/pulse-cross-video-games-500-gemma-cand20 PR=cand20 ;;
+      Z= PR=cand20 ;;
   in20) G=results/pipeline-luxury-beauty-500-gemma-tuned-cand20 S= Z= PR=cand20 ;;
   office) G=results/pulse-cross-office-500-gemma-tuned S= Z= ;;
   office20) G=results/pulse-cross-office-500-gemma-tuned S= Z= PR=cand20 X=-cand20 ;;
@@ -44,11 +44,13 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 n=0
 echo "# pulse compare A B --common --metric hr@1 --resamples 2000 (A: Gemma 3 270M, B: SmolLM2-135M, each tuned on the same store, or both zero-shot; --common: the test users both rank x $PR)" > "$out"
-for pair in "pulse-$PR.json $S/pulse-$PR.json" "sft-reasons-$PR.json $S/sft-reasons-$PR.json" \
-            "sft-plain-$PR.json $S/sft-plain-$PR.json" "slm-$PR.json $Z/slm-$PR.json"; do
+# S (the SmolLM2 twins) and Z (SmolLM2 zero-shot) are empty where there is no SmolLM2 row to pair with
+pairs=()
+[ -z "$S" ] || pairs+=("pulse-$PR.json $S/pulse-$PR.json" "sft-reasons-$PR.json $S/sft-reasons-$PR.json" "sft-plain-$PR.json $S/sft-plain-$PR.json")
+[ -z "$Z" ] || pairs+=("slm-$PR.json $Z/slm-$PR.json")
+for pair in "${pairs[@]}"; do
   read -r a b <<<"$pair"
-  # S or Z empty (no SmolLM2 row to pair with): b is "/<row>.json", skipped
-  [ -f "$G/$a" ] && [ -f "$b" ] && [ "${b%%/*}" != "" ] || continue
+  [ -f "$G/$a" ] && [ -f "$b" ] || continue
   n=$((n + 1))
   echo "## $G/$a $b" >> "$out"
   "$P" compare -q --common --metric hr@1 --resamples 2000 "$G/$a" "$b" >> "$out"
