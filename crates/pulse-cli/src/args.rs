@@ -604,8 +604,9 @@ pub struct RationaleSource {
     /// Rationale method to train on or measure ("initial", "tot-space", "tot-likelihood", ...).
     #[arg(long, default_value = "initial")]
     pub method: String,
-    /// Sentence-encoder folder (config.json, tokenizer.json, model.safetensors); for eval, the one the
-    /// space was trained on.
+    /// Sentence-encoder folder (config.json, tokenizer.json, model.safetensors; a sentence-transformers
+    /// 1_Pooling/config.json picks [CLS] pooling, as bge's, else mean); for eval, the one the space was
+    /// trained on.
     #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
     pub encoder: PathBuf,
 }

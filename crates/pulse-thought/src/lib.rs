@@ -10,7 +10,7 @@ pub mod space;
 pub mod train;
 
 pub use cache::EmbeddingCache;
-pub use encoder::{cosine, SentenceEncoder, DEFAULT_ENCODER};
+pub use encoder::{cosine, Pooling, SentenceEncoder, DEFAULT_ENCODER};
 pub use error::{Result, ThoughtError};
 pub use similar::top_k_cosine;
 pub use space::{retrieval, Retrieval, SpaceConfig, ThoughtSpace};

@@ -1,11 +1,12 @@
 //! all-MiniLM-L6-v2 in candle against reference embeddings from Hugging Face transformers (an independent
 //! BERT and tokenizer) on the same files, produced by
 //!   bench/recbole/.venv/bin/python bench/encoder/reference_embeddings.py models/all-MiniLM-L6-v2
-//! (torch 2.5.1, transformers 4.46.3): mean pooling over the mask, L2-normalised.
+//! (torch 2.5.1, transformers 4.46.3): mean pooling over the mask, L2-normalised. [CLS] pooling (bge's) is
+//! checked against a numpy BERT on the same weights (below).
 
 use std::path::PathBuf;
 
-use pulse_thought::{cosine, EmbeddingCache, SentenceEncoder, DEFAULT_ENCODER};
+use pulse_thought::{cosine, EmbeddingCache, Pooling, SentenceEncoder, DEFAULT_ENCODER};
 
 fn dir() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEFAULT_ENCODER);
@@ -45,6 +46,74 @@ fn minilm_matches_transformers_reference() {
     // Related texts are closer than unrelated ones.
     let v = enc.encode(&["moisturising hand cream", "hand lotion for dry skin", "graphics card for gaming"], 4).unwrap();
     assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.2);
+}
+
+/// [CLS] pooling (the bge models' recipe), checked on all-MiniLM-L6-v2's weights because no bge weights can be
+/// fetched here: the reference is a numpy BERT, produced by
+///   python bench/encoder/reference_pooling_numpy.py models/all-MiniLM-L6-v2
+/// (numpy 2.4.6, tokenizers 0.23.3), whose mean-pooled rows reproduce FIRST8 / RAMP_DOT above to 1e-6.
+const CLS_FIRST8: [[f32; 8]; 3] = [
+    [-0.001973, 0.003787, 0.054045, 0.026075, 0.061022, -0.022227, -0.012367, -0.023603],
+    [-0.022136, 0.006223, 0.019568, 0.012674, 0.033708, -0.004651, -0.005028, 0.021658],
+    [-0.055009, -0.041485, -0.037427, 0.003131, 0.031193, 0.04984, 0.01424, 0.046345],
+];
+const CLS_RAMP_DOT: [f32; 3] = [0.023481, 0.39727, 0.038255];
+
+/// A sentence-transformers folder: the default encoder's files linked in, and `1_Pooling/config.json`.
+fn folder_with_pooling(pooling_json: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(dir().join(f).canonicalize().unwrap(), d.path().join(f)).unwrap();
+    }
+    std::fs::create_dir(d.path().join("1_Pooling")).unwrap();
+    std::fs::write(d.path().join("1_Pooling/config.json"), pooling_json).unwrap();
+    d
+}
+
+#[test]
+fn cls_pooling_matches_numpy_reference() {
+    let d = folder_with_pooling(r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#);
+    let enc = SentenceEncoder::load(d.path(), 128).unwrap();
+    let mean = SentenceEncoder::load(&dir(), 128).unwrap();
+    assert_eq!((enc.pooling(), mean.pooling()), (Pooling::Cls, Pooling::Mean));
+    // Same weights, another pooling: caches and spaces must not mix them up.
+    assert_eq!(enc.id(), format!("{}-cls", mean.id()));
+    let together = enc.encode(&SENTENCES, 8).unwrap();
+    for (i, e) in together.iter().enumerate() {
+        let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        for (k, (&got, &want)) in e.iter().zip(&CLS_FIRST8[i]).enumerate() {
+            assert!((got - want).abs() < 2e-5, "sentence {i} dim {k}: {got} vs reference {want}");
+        }
+        let ramp: f32 = e.iter().enumerate().map(|(k, x)| x * k as f32 / 384.0).sum();
+        assert!((ramp - CLS_RAMP_DOT[i]).abs() < 1e-4, "sentence {i}: ramp dot {ramp} vs {}", CLS_RAMP_DOT[i]);
+        // Padding (batched with longer texts) must not move the [CLS] state.
+        let alone = enc.encode(&SENTENCES[i..i + 1], 1).unwrap();
+        assert!(cosine(&alone[0], e) > 0.99999);
+    }
+    // An explicit mean-pooling file is the default encoder, id included.
+    let d = folder_with_pooling(r#"{"pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": false}"#);
+    let explicit = SentenceEncoder::load(d.path(), 128).unwrap();
+    assert_eq!(explicit.id(), mean.id());
+    assert_eq!(explicit.encode(&SENTENCES[..1], 1).unwrap(), mean.encode(&SENTENCES[..1], 1).unwrap());
+}
+
+#[test]
+fn unsupported_pooling_is_refused_naming_file_and_field() {
+    for (json, want) in [
+        (r#"{"pooling_mode_mean_tokens": false, "pooling_mode_max_tokens": true}"#, "pooling_mode_max_tokens: unsupported"),
+        (r#"{"pooling_mode_lasttoken": true, "pooling_mode_mean_tokens": true}"#, "pooling_mode_lasttoken: unsupported"),
+        (r#"{"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true}"#, "both true"),
+        (r#"{"pooling_mode_mean_tokens": false}"#, "no pooling mode is true"),
+        (r#"{"pooling_mode_mean_tokens": tru"#, "line 1 column 32"),
+        (r#"[true]"#, "not a JSON object"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.json");
+        std::fs::write(&p, json).unwrap();
+        let e = Pooling::from_config(&p).err().unwrap().to_string();
+        assert!(e.starts_with(&p.display().to_string()) && e.contains(want), "{json}: {e}");
+    }
 }
 
 #[test]
