@@ -953,7 +953,8 @@ fn adapter_dir(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Varian
 /// A tuned SLM row's result is kept without its adapter (a fresh checkout: runs/ is gone) when it was
 /// ranked by an adapter of the very same settings — the same folder name, ranking settings, experiment
 /// [slm] section and base GGUF; only the adapter's own hash, which needs the adapter, is not compared.
-/// Training is deterministic (a resumed run gives the identical adapter), so retraining it only to
+/// Training is deterministic (a resumed run gives the identical adapter; a retrain on a later build follows
+/// the recorded loss curve to 3e-6 and ranks alike, scripts/retrain-check.sh), so retraining it only to
 /// compare that hash would spend the SFT's hour for nothing.
 fn kept_without_adapter(prev: &EvalReport, c: &ExperimentConfig, sl: &SlmSection, dir: &Path) -> Result<bool> {
     let m = &prev.config["model"];
