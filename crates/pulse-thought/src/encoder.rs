@@ -48,13 +48,6 @@ impl Pooling {
             (false, false) => Err(file_err(path, "no pooling mode is true (pooling_mode_mean_tokens or pooling_mode_cls_token)")),
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Pooling::Mean => "mean",
-            Pooling::Cls => "cls",
-        }
-    }
 }
 
 pub struct SentenceEncoder {
