@@ -1,9 +1,8 @@
 //! Sentence encoder: a BERT-family model (all-MiniLM-L6-v2 by default) in candle, pooled as the model's
 //! sentence-transformers folder says (`1_Pooling/config.json`: mean over the attention mask, as
 //! all-MiniLM-L6-v2, or the [CLS] token, as the bge models; mean when the file is absent), L2-normalised.
-//! Texts are encoded in
-//! length-sorted batches padded to their longest text (the shipped tokenizer.json would pad to a fixed 128),
-//! so little compute goes to padding.
+//! Texts are encoded in length-sorted batches padded to their longest text (the shipped tokenizer.json would
+//! pad to a fixed 128), so little compute goes to padding.
 
 use std::path::{Path, PathBuf};
 
@@ -85,9 +84,9 @@ impl SentenceEncoder {
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
             .map_err(|e| file_err(&tok_p, e))?;
-        let bytes = std::fs::read(&w_p)?;
         let pool_p = dir.join("1_Pooling").join("config.json");
         let pooling = if pool_p.is_file() { Pooling::from_config(&pool_p)? } else { Pooling::Mean };
+        let bytes = std::fs::read(&w_p)?;
         let mut id: String = Sha256::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
         if pooling == Pooling::Cls {
             id.push_str("-cls");
