@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Is a retrained SFT adapter the recorded one? Re-ranks Luxury Beauty cand5 (the same 200 seeded users and
 # lists as results/pipeline-luxury-beauty-1500) with the adapter now under runs/sft/ and compares it, paired and
-# user by user, with the recorded row. Used for plain SFT at 1,500 users, retrained for
-# configs/pulse-cross-*-1500-cand20.toml after its first adapter (lora:25771a13) was lost with an old runs/.
+# user by user, with the recorded row. Used for the 1,500-user plain SFT, SFT with reasons and ToT with
+# likelihood adapters, retrained for configs/pulse-cross-*-1500-cand20.toml after the first ones were lost with an
+# old runs/.
 # Ranking ~3–5 min on 2 cores (skipped when the result is there).
 #   bash scripts/retrain-check.sh [plain|reasons|tot-likelihood]
 set -euo pipefail
