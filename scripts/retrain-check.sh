@@ -1,32 +1,63 @@
 #!/usr/bin/env bash
-# Is a retrained SFT adapter the recorded one? Re-ranks Luxury Beauty cand5 (the same 200 seeded users and
-# lists as results/pipeline-luxury-beauty-1500) with the adapter now under runs/sft/ and compares it, paired and
-# user by user, with the recorded row. Used for the 1,500-user plain SFT, SFT with reasons and ToT with
-# likelihood adapters, retrained for configs/pulse-cross-*-1500-cand20.toml after the first ones were lost with an
-# old runs/.
-# Ranking ~3–5 min on 2 cores (skipped when the result is there).
-#   bash scripts/retrain-check.sh [plain|reasons|tot-likelihood]
+# Is a retrained SFT adapter the recorded one? Re-ranks recorded lists (the same seeded 200 users and candidate
+# files) with the adapter now under runs/sft/ and compares it, paired and user by user, with the recorded row.
+# Used for the 1,500-user plain SFT, SFT with reasons and ToT with likelihood adapters, retrained for
+# configs/pulse-cross-*-1500-cand20.toml after the first ones were lost with an old runs/, and for PULSE, whose
+# retrained adapter is a new one (the store it trains on was regenerated after the recorded adapter was trained),
+# so it is checked on every recorded 1,500-user cell it could have filled.
+# Checks (default lb-cand5), each against its recorded row:
+#   lb-cand5           results/pipeline-luxury-beauty-1500           (~3–5 min on 2 cores)
+#   lb-cand20          results/pipeline-luxury-beauty-1500-cand20    (~15–25 min)
+#   video-games-cand5  results/pulse-cross-video-games-1500          (~4 min)
+#   office-cand5       results/pulse-cross-office-1500               (~6 min)
+# A check whose result is there is not re-ranked; compare.txt holds every check with a result.
+#   bash scripts/retrain-check.sh [plain|reasons|tot-likelihood|pulse] [check ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${P:-target/release/pulse}
 v=${1:-plain}
-row=sft-$v
+shift || true
+case $v in
+  plain|reasons|tot-likelihood) row=sft-$v ;;
+  pulse) row=pulse ;;
+  *) echo "retrain-check.sh: unknown variant '$v' (plain, reasons, tot-likelihood or pulse)" >&2; exit 2 ;;
+esac
+checks=("$@")
+[ ${#checks[@]} -gt 0 ] || checks=(lb-cand5)
 D=results/retrain-check-$v-1500
 A=runs/sft/amazon2018-luxury-beauty-$v-ce5941d0/adapter.gguf
-B=results/pipeline-luxury-beauty-1500/$row-cand5.json
+# check -> data folder, protocol, recorded folder, result file (lb-cand5 keeps its first name), domain
+spec() {
+  case $1 in
+    lb-cand5) echo "data/amazon2018-luxury-beauty cand5 results/pipeline-luxury-beauty-1500 $D/$v-cand5.json Luxury_Beauty" ;;
+    lb-cand20) echo "data/amazon2018-luxury-beauty cand20 results/pipeline-luxury-beauty-1500-cand20 $D/$v-lb-cand20.json Luxury_Beauty" ;;
+    video-games-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pulse-cross-video-games-1500 $D/$v-video-games-cand5.json Video_Games" ;;
+    office-cand5) echo "../shared/data/amazon2014-office-products cand5 results/pulse-cross-office-1500 $D/$v-office-cand5.json Office_Products" ;;
+    *) return 1 ;;
+  esac
+}
+for c in "${checks[@]}"; do
+  spec "$c" > /dev/null || { echo "retrain-check.sh: unknown check '$c' (lb-cand5, lb-cand20, video-games-cand5 or office-cand5)" >&2; exit 2; }
+done
 mkdir -p "$D"
-if [ ! -f "$D/$v-cand5.json" ]; then
-  [ -f "$A" ] || { echo "retrain-check.sh: no $A (run configs/pulse-cross-video-games-1500-cand20.toml with $row first)" >&2; exit 1; }
-  "$P" eval -q --model slm --adapter "$A" --score pmi --protocol cand5 --users 200 --out "$D/$v-cand5.json"
-fi
+for c in "${checks[@]}"; do
+  read -r data proto _ out _ <<< "$(spec "$c")"
+  if [ ! -f "$out" ]; then
+    [ -f "$A" ] || { echo "retrain-check.sh: no $A (run configs/pulse-cross-video-games-1500-cand20.toml with $row first)" >&2; exit 1; }
+    "$P" eval -q --data "$data" --model slm --adapter "$A" --score pmi --protocol "$proto" --users 200 --out "$out"
+  fi
+done
 lora() { grep -o 'lora:[0-9a-f]\{8\}' "$1" | head -1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-{
-  echo "# pulse compare A B --metric hr@1 --resamples 2000: the retrained $row adapter ($(lora "$D/$v-cand5.json")) against the recorded one ($(lora "$B")), Luxury Beauty cand5, the same 200 users and lists"
-  "$P" compare -q --metric hr@1 --resamples 2000 "$D/$v-cand5.json" "$B"
-  echo "# users whose rank of the true item differs: $(diff <(sort "$D/$v-cand5.ranks.tsv") <(sort "${B%.json}.ranks.tsv") | grep -c '^<' || true) of 200"
-} > "$out"
+for c in lb-cand5 lb-cand20 video-games-cand5 office-cand5; do
+  read -r _ proto rec res domain <<< "$(spec "$c")"
+  [ -f "$res" ] || continue
+  B=$rec/$row-$proto.json
+  echo "# pulse compare A B --metric hr@1 --resamples 2000: the retrained $row adapter ($(lora "$res")) against the recorded one ($(lora "$B")), ${domain//_/ } $proto, the same 200 users and lists"
+  "$P" compare -q --metric hr@1 --resamples 2000 "$res" "$B"
+  echo "# users whose rank of the true item differs: $(diff <(sort "${res%.json}.ranks.tsv") <(sort "${B%.json}.ranks.tsv") | grep -c '^<' || true) of 200"
+done > "$out"
 mv "$out" "$D/compare.txt"
 trap - EXIT
 cat "$D/compare.txt"
