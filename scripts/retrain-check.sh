@@ -6,10 +6,10 @@
 # retrained adapter is a new one (the store it trains on was regenerated after the recorded adapter was trained),
 # so it is checked on every recorded 1,500-user cell it could have filled.
 # Checks (default lb-cand5), each against its recorded row:
-#   lb-cand5           results/pipeline-luxury-beauty-1500           (~3–5 min on 2 cores)
-#   lb-cand20          results/pipeline-luxury-beauty-1500-cand20    (~15–25 min)
-#   video-games-cand5  results/pulse-cross-video-games-1500          (~4 min)
-#   office-cand5       results/pulse-cross-office-1500               (~6 min)
+#   lb-cand5           results/pipeline-luxury-beauty-1500           (~3 min on 2 cores)
+#   lb-cand20          results/pipeline-luxury-beauty-1500-cand20    (~10 min)
+#   video-games-cand5  results/pulse-cross-video-games-1500          (~2.5 min)
+#   office-cand5       results/pulse-cross-office-1500               (~3.5 min)
 # A check whose result is there is not re-ranked; compare.txt holds every check with a result.
 #   bash scripts/retrain-check.sh [plain|reasons|tot-likelihood|pulse] [check ...]
 set -euo pipefail
