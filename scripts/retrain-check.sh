@@ -22,39 +22,41 @@ case $v in
   pulse) row=pulse ;;
   *) echo "retrain-check.sh: unknown variant '$v' (plain, reasons, tot-likelihood or pulse)" >&2; exit 2 ;;
 esac
+all=(lb-cand5 lb-cand20 video-games-cand5 office-cand5)
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(lb-cand5)
 D=results/retrain-check-$v-1500
 A=runs/sft/amazon2018-luxury-beauty-$v-ce5941d0/adapter.gguf
-# check -> data folder, protocol, recorded folder, result file (lb-cand5 keeps its first name), domain
+# check -> data folder, protocol, recorded folder, result file (lb-cand5 keeps its first name), domain (the rest
+# of the line, so it may hold spaces)
 spec() {
   case $1 in
-    lb-cand5) echo "data/amazon2018-luxury-beauty cand5 results/pipeline-luxury-beauty-1500 $D/$v-cand5.json Luxury_Beauty" ;;
-    lb-cand20) echo "data/amazon2018-luxury-beauty cand20 results/pipeline-luxury-beauty-1500-cand20 $D/$v-lb-cand20.json Luxury_Beauty" ;;
-    video-games-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pulse-cross-video-games-1500 $D/$v-video-games-cand5.json Video_Games" ;;
-    office-cand5) echo "../shared/data/amazon2014-office-products cand5 results/pulse-cross-office-1500 $D/$v-office-cand5.json Office_Products" ;;
+    lb-cand5) echo "data/amazon2018-luxury-beauty cand5 results/pipeline-luxury-beauty-1500 $D/$v-cand5.json Luxury Beauty" ;;
+    lb-cand20) echo "data/amazon2018-luxury-beauty cand20 results/pipeline-luxury-beauty-1500-cand20 $D/$v-lb-cand20.json Luxury Beauty" ;;
+    video-games-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pulse-cross-video-games-1500 $D/$v-video-games-cand5.json Video Games" ;;
+    office-cand5) echo "../shared/data/amazon2014-office-products cand5 results/pulse-cross-office-1500 $D/$v-office-cand5.json Office Products" ;;
     *) return 1 ;;
   esac
 }
 for c in "${checks[@]}"; do
-  spec "$c" > /dev/null || { echo "retrain-check.sh: unknown check '$c' (lb-cand5, lb-cand20, video-games-cand5 or office-cand5)" >&2; exit 2; }
+  spec "$c" > /dev/null || { echo "retrain-check.sh: unknown check '$c' (one of: ${all[*]})" >&2; exit 2; }
 done
 mkdir -p "$D"
 for c in "${checks[@]}"; do
-  read -r data proto _ out _ <<< "$(spec "$c")"
-  if [ ! -f "$out" ]; then
+  read -r data proto _ res _ <<< "$(spec "$c")"
+  if [ ! -f "$res" ]; then
     [ -f "$A" ] || { echo "retrain-check.sh: no $A (run configs/pulse-cross-video-games-1500-cand20.toml with $row first)" >&2; exit 1; }
-    "$P" eval -q --data "$data" --model slm --adapter "$A" --score pmi --protocol "$proto" --users 200 --out "$out"
+    "$P" eval -q --data "$data" --model slm --adapter "$A" --score pmi --protocol "$proto" --users 200 --out "$res"
   fi
 done
 lora() { grep -o 'lora:[0-9a-f]\{8\}' "$1" | head -1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for c in lb-cand5 lb-cand20 video-games-cand5 office-cand5; do
+for c in "${all[@]}"; do
   read -r _ proto rec res domain <<< "$(spec "$c")"
   [ -f "$res" ] || continue
   B=$rec/$row-$proto.json
-  echo "# pulse compare A B --metric hr@1 --resamples 2000: the retrained $row adapter ($(lora "$res")) against the recorded one ($(lora "$B")), ${domain//_/ } $proto, the same 200 users and lists"
+  echo "# pulse compare A B --metric hr@1 --resamples 2000: the retrained $row adapter ($(lora "$res")) against the recorded one ($(lora "$B")), $domain $proto, the same 200 users and lists"
   "$P" compare -q --metric hr@1 --resamples 2000 "$res" "$B"
   echo "# users whose rank of the true item differs: $(diff <(sort "${res%.json}.ranks.tsv") <(sort "${B%.json}.ranks.tsv") | grep -c '^<' || true) of 200"
 done > "$out"
