@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Paired comparisons for the 1,500-user Video Games adapters (configs/pipeline-video-games-1500-cand20.toml):
 # on cand20, each tuned row against the base SLM zero-shot, the Luxury Beauty adapter of the same variant
-# transferred to these lists (configs/pulse-cross-video-games-1500-cand20.toml), the other tuned rows of the
+# transferred to these lists (configs/pulse-cross-video-games-1500-cand20.toml; for PULSE that is the new adapter
+# on the regenerated store, lora:b6112f19), the other tuned rows of the
 # folder (all on the same 200 users and lists), and popularity (--common: these 200 users of its all-users run);
 # then, on cand5, each retrained adapter against the recorded one (results/pipeline-video-games-1500/, the same
 # 200 users and lists) with the number of users whose rank of the true item differs.
