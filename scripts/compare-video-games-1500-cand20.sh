@@ -5,7 +5,7 @@
 # on the regenerated store, lora:b6112f19), the other tuned rows of the
 # folder (all on the same 200 users and lists), and popularity (--common: these 200 users of its all-users run);
 # then, on cand5, each retrained adapter against the recorded one (results/pipeline-video-games-1500/, the same
-# 200 users and lists) with the number of users whose rank of the true item differs.
+# 200 users and lists; `pulse compare` counts the users whose rank of the true item differs).
 # Writes results/pipeline-video-games-1500-cand20/compare.txt through a temporary file (never half-written).
 #   bash scripts/compare-video-games-1500-cand20.sh   [path/to/pulse via P=]
 set -euo pipefail
@@ -38,7 +38,6 @@ trap 'rm -f "$out"' EXIT
     [ -f "$a" ] || continue
     echo "# $r: $(lora "$a") retrained, $(lora "$b") recorded"
     cmp "$a" "$b"
-    echo "# users whose rank of the true item differs: $(diff <(sort "${a%.json}.ranks.tsv") <(sort "${b%.json}.ranks.tsv") | grep -c '^<' || true) of 200"
   done
 } > "$out"
 mv "$out" "$D/compare.txt"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Is a retrained SFT adapter the recorded one? Re-ranks recorded lists (the same seeded 200 users and candidate
-# files) with the adapter now under runs/sft/ and compares it, paired and user by user, with the recorded row.
+# files) with the adapter now under runs/sft/ and compares it, paired and user by user, with the recorded row
+# (`pulse compare` also counts the users whose rank of the true item differs).
 # Used for the 1,500-user plain SFT, SFT with reasons and ToT with likelihood adapters, retrained for
 # configs/pulse-cross-*-1500-cand20.toml after the first ones were lost with an old runs/, and for PULSE, whose
 # retrained adapter is a new one (the store it trains on was regenerated after the recorded adapter was trained),
@@ -58,7 +59,6 @@ for c in "${all[@]}"; do
   B=$rec/$row-$proto.json
   echo "# pulse compare A B --metric hr@1 --resamples 2000: the retrained $row adapter ($(lora "$res")) against the recorded one ($(lora "$B")), $domain $proto, the same 200 users and lists"
   "$P" compare -q --metric hr@1 --resamples 2000 "$res" "$B"
-  echo "# users whose rank of the true item differs: $(diff <(sort "${res%.json}.ranks.tsv") <(sort "${B%.json}.ranks.tsv") | grep -c '^<' || true) of 200"
 done > "$out"
 mv "$out" "$D/compare.txt"
 trap - EXIT

@@ -218,5 +218,9 @@ fn compare(a: &args::CompareArgs) -> Result<()> {
             ci.frac_le_zero
         );
     }
+    // Rank-level agreement: a retrained model that reproduces a recorded one ranks every user's true item
+    // where it did; equal metrics alone could hide ranks that moved in both directions.
+    let differ = pairs.iter().filter(|(x, y)| x != y).count();
+    println!("users whose rank of the true item differs: {differ} of {}", pairs.len());
     Ok(())
 }

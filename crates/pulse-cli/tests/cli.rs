@@ -870,7 +870,8 @@ fn tot_killed_between_groups_and_resumed_writes_what_an_uninterrupted_run_writes
 
 /// `pulse compare` on two committed result files of the same candidate lists that rank different numbers of
 /// users (600 and the 1,000 whose first 600 they are): refused without `--common`; with it, paired on the
-/// 600 users both rank, A's mean its own HR@1 and B's the mean over those users of B's own ranks.
+/// 600 users both rank, A's mean its own HR@1 and B's the mean over those users of B's own ranks, and the count
+/// of users whose rank of the true item differs is the one both ranks files give.
 #[test]
 fn compare_common_pairs_the_users_both_files_rank() {
     let a = "results/pipeline-luxury-beauty-500-gemma-eval600/sft-reasons-cand5.json";
@@ -895,4 +896,12 @@ fn compare_common_pairs_the_users_both_files_rank() {
     let row: Vec<&str> = s.lines().find(|l| l.starts_with("hr@1")).unwrap().split_whitespace().collect();
     assert!((row[1].parse::<f64>().unwrap() - hits_a).abs() < 1e-4 && (row[2].parse::<f64>().unwrap() - hits_b).abs() < 1e-4, "{s}");
     assert!((row[3].parse::<f64>().unwrap() - (hits_a - hits_b)).abs() < 1e-4, "{s}");
+    // the users whose rank of the true item differs, counted over the common users from both ranks files
+    let of_b: std::collections::HashMap<&String, &String> = rb.iter().map(|(u, r)| (u, r)).collect();
+    let differ = ra.iter().filter(|(u, r)| of_b[u] != r).count();
+    assert!(differ > 0 && s.contains(&format!("users whose rank of the true item differs: {differ} of 600\n")), "{s}");
+    // a file against itself: every rank agrees
+    let o = run(&["-q", "compare", b, b, "--metric", "hr@1", "--resamples", "200"]);
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(s.contains("users whose rank of the true item differs: 0 of 1000\n"), "{s}");
 }
