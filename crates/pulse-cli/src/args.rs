@@ -505,6 +505,14 @@ pub struct EvalArgs {
     /// evaluated users to <out>.explain.jsonl.
     #[arg(long, default_value_t = 0)]
     pub explain: usize,
+    /// --model slm --protocol full: rank the catalogue in two stages. This model (trained or reused as
+    /// `--model` would be) scores every item; the SLM reranks its top --shortlist-k items outside the
+    /// history, above every other item, which keeps this model's order.
+    #[arg(long, value_enum)]
+    pub shortlist: Option<ModelArg>,
+    /// --shortlist: how many of the retriever's items the SLM reranks per user.
+    #[arg(long, default_value_t = 20)]
+    pub shortlist_k: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -82,12 +82,36 @@ fn run(cli: Cli) -> Result<()> {
                 (args::ModelArg::Slm, None) => Some(sample_users(&l, 1000, a.seed)),
                 _ => None,
             };
+            match (a.model, p, a.shortlist) {
+                (args::ModelArg::Slm, pulse_eval::Protocol::Full { .. }, None) => bail!(
+                    "--model slm ranks candidate lists only: use --protocol cand5 or cand20, or rank the catalogue in two stages with --shortlist MODEL"
+                ),
+                (args::ModelArg::Slm, pulse_eval::Protocol::Full { .. }, Some(args::ModelArg::Slm)) => {
+                    bail!("--shortlist: the retriever scores the whole catalogue, so it cannot be slm")
+                }
+                (args::ModelArg::Slm, pulse_eval::Protocol::Full { .. }, Some(_)) if a.generate || a.explain > 0 => {
+                    bail!("--generate / --explain need a candidate protocol")
+                }
+                (args::ModelArg::Slm, pulse_eval::Protocol::Cand { .. }, Some(_)) => bail!("--shortlist reranks the catalogue: it needs --protocol full"),
+                (m, _, Some(_)) if m != args::ModelArg::Slm => bail!("--shortlist needs --model slm (the reranker)"),
+                _ => {}
+            }
             let t = match a.model {
                 args::ModelArg::Slm => {
-                    if matches!(p, pulse_eval::Protocol::Full { .. }) {
-                        bail!("--model slm ranks candidate lists only: use --protocol cand5 or cand20");
+                    let slm = slm_ranker(&l, &a.slm, a.adapter.as_deref(), pulse_sft::rank::RankConfig { score: a.score.into(), think: a.think, no_repeat_ngram: a.no_repeat_ngram, repeat_penalty: a.repeat_penalty, ..Default::default() })?;
+                    match (p, a.shortlist) {
+                        (pulse_eval::Protocol::Full { mask_history }, Some(kind)) => {
+                            let r = train_model(kind, &l, &sasrec, &ts, a.seed, a.checkpoint_dir.clone(), cli.quiet)?;
+                            let mut config = slm.config;
+                            config["shortlist"] = serde_json::json!({ "model": model_name(kind), "k": a.shortlist_k, "config": r.config });
+                            Trained {
+                                model: Box::new(pulse_eval::Shortlist::new("slm", r.model, slm.model, a.shortlist_k, mask_history)?),
+                                config,
+                                meta: serde_json::json!({ "slm": slm.meta, "shortlist": r.meta }),
+                            }
+                        }
+                        _ => slm,
                     }
-                    slm_ranker(&l, &a.slm, a.adapter.as_deref(), pulse_sft::rank::RankConfig { score: a.score.into(), think: a.think, no_repeat_ngram: a.no_repeat_ngram, repeat_penalty: a.repeat_penalty, ..Default::default() })?
                 }
                 _ => train_model(a.model, &l, &sasrec, &ts, a.seed, a.checkpoint_dir.clone(), cli.quiet)?,
             };

@@ -153,11 +153,52 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     assert_eq!(nr3.len(), 4);
     assert!(nr3.iter().all(|l| l["thought"].is_string()), "{nr3:?}");
 
-    // bad input: one line, non-zero exit
+    // the catalogue in two stages: ItemKNN's top 20 outside the history, reranked by the tuned SLM. Of these
+    // 4 users ItemKNN ranks one true item 12th and the others outside its top 20 (checked below): those
+    // keep ItemKNN's rank, and the first gets the rank its SLM scores give it among the 20.
+    let (ik, two) = (d.path().join("ik.json"), d.path().join("two.json"));
+    let r = pulse_in(d.path(), &["-q", "eval", "--data", da, "--model", "itemknn", "--protocol", "full", "--users", "4", "--out", ik.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let ad = gguf.to_str().unwrap();
+    let args = ["-q", "eval", "--data", da, "--model", "slm", "--slm", mo, "--adapter", ad, "--protocol", "full", "--users", "4", "--shortlist", "itemknn", "--out", two.to_str().unwrap()];
+    let r = pulse_in(d.path(), &args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&two).unwrap()).unwrap();
+    assert_eq!((v["protocol"].as_str(), v["n_users"].as_u64()), (Some("full"), Some(4)));
+    assert_eq!(v["config"]["model"]["shortlist"]["model"], "itemknn");
+    assert_eq!(v["config"]["model"]["shortlist"]["k"], 20);
+    let ranks = |p: &Path| -> Vec<(String, u32)> {
+        let t = std::fs::read_to_string(p.with_extension("ranks.tsv")).unwrap();
+        t.lines().skip(1).map(|l| { let (u, r) = l.split_once('\t').unwrap(); (u.to_string(), r.parse().unwrap()) }).collect()
+    };
+    let (ri, rt) = (ranks(&ik), ranks(&two));
+    assert_eq!(ri.iter().filter(|(_, r)| *r <= 20).map(|(_, r)| *r).collect::<Vec<_>>(), vec![12], "{ri:?}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&cache).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 20, "one row of 20 scores per user");
+    let ds = pulse_data::load(&data, &LoadOptions::default()).unwrap();
+    let sp = Split::leave_one_out(&ds);
+    let parse = |c: &str| -> Vec<u32> { c.trim_matches(|c| c == '[' || c == ']').split(", ").map(|x| x.parse().unwrap()).collect() };
+    for ((u, r_ik), (u2, r)) in ri.iter().zip(&rt) {
+        assert_eq!(u, u2);
+        if *r_ik > 20 {
+            assert_eq!(r, r_ik, "user {u}: outside the shortlist, ItemKNN's rank stays");
+            continue;
+        }
+        // the SLM's (sum) scores of this user's shortlist, from the cache; the true item among them
+        let su = sp.users.iter().find(|s| ds.users[s.user as usize].id == *u).unwrap();
+        let (list, scores) = lines[16..].iter().map(split).map(|(_, c, x)| (parse(&c), x)).find(|(l, _)| l.contains(&su.test)).unwrap();
+        assert_eq!((list.len(), scores.len()), (20, 20));
+        let t = scores[list.iter().position(|&i| i == su.test).unwrap()];
+        let expect = 1 + scores.iter().enumerate().filter(|&(j, &x)| list[j] != su.test && x >= t).count() as u32;
+        assert_eq!(*r, expect, "user {u}: the SLM's rank among the shortlist");
+    }
     for (args, needle) in [
         (vec!["sft", "--data", da, "--model", mo, "--variant", "pulse", "--store", st, "--users", "3", "--out", "x"], "has all of [\"tot-space\"]"),
         (vec!["sft", "--data", da, "--model", mo, "--variant", "shuffled-reasons", "--store", st, "--users", "1", "--out", "x"], "at least 2 users"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "full", "--out", "y.json"], "candidate lists only"),
+        (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "full", "--shortlist", "slm", "--out", "y.json"], "cannot be slm"),
+        (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--shortlist", "itemknn", "--out", "y.json"], "needs --protocol full"),
+        (vec!["eval", "--data", da, "--model", "pop", "--protocol", "full", "--shortlist", "itemknn", "--out", "y.json"], "needs --model slm"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--no-repeat-ngram", "1", "--out", "z.json"], "no_repeat_ngram"),
         (vec!["eval", "--data", da, "--model", "slm", "--slm", mo, "--protocol", "cand5", "--users", "1", "--think", "--repeat-penalty", "0.5", "--out", "z.json"], "repeat_penalty: 0.5"),
     ] {
@@ -167,7 +208,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
         assert!(e.contains(needle) && e.trim().lines().count() == 1, "{e}");
     }
     assert!(!d.path().join("x/adapter.gguf").exists());
-    assert!(!d.path().join("z.json").exists());
+    assert!(!d.path().join("z.json").exists() && !d.path().join("y.json").exists());
 }
 
 /// `pulse experiment` with SLM rows: the base model and an SFT variant (trained under runs/sft/, then

@@ -7,12 +7,14 @@
 //! * [`metrics`]: HR@K, NDCG@K, MRR from per-user ranks; [`bootstrap`]: paired bootstrap CIs.
 //! * [`Hybrid`]: late fusion of recommenders, its weights tuned on the validation stage ([`hybrid::tune`]).
 //! * [`ListFusion`]: late fusion over a candidate list (an SLM can be a part), tuned by [`hybrid::tune_lists`].
+//! * [`Shortlist`]: two-stage ranking of the catalogue — a list scorer (an SLM) reranks a retriever's top k.
 pub mod bootstrap;
 pub mod candidates;
 pub mod hybrid;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
+pub mod shortlist;
 
 pub use bootstrap::{bootstrap_mean, paired_bootstrap, Ci};
 pub use candidates::CandidateSet;
@@ -20,6 +22,7 @@ pub use hybrid::{Hybrid, ListFusion, Shared, TuneReport};
 pub use metrics::{metric_names, metrics_from_ranks, per_user_value};
 pub use protocol::{evaluate, Protocol};
 pub use report::{EvalReport, RankFile};
+pub use shortlist::Shortlist;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
