@@ -182,19 +182,7 @@ mod tests {
             }
         }
         let rr = std::rc::Rc::new(LowFirst(Default::default()));
-        struct ByRc(std::rc::Rc<LowFirst>);
-        impl Recommender for ByRc {
-            fn name(&self) -> &str {
-                "low-first"
-            }
-            fn score_all(&self, h: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
-                self.0.score_all(h)
-            }
-            fn score_candidates(&self, h: &[&[u32]], c: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
-                self.0.score_candidates(h, c)
-            }
-        }
-        let s = Shortlist::new("t", Box::new(Next), Box::new(ByRc(rr.clone())), 2, true).unwrap();
+        let s = Shortlist::new("t", Box::new(Next), Box::new(crate::Shared(rr.clone())), 2, true).unwrap();
         let (a, b): (&[u32], &[u32]) = (&[0], &[5, 2]);
         s.score_all(&[a, b]).unwrap();
         assert_eq!(*rr.0.borrow(), vec![vec![1, 5], vec![3, 4]]);
