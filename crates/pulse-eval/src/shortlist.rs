@@ -150,23 +150,15 @@ mod tests {
     #[test]
     fn equal_reranker_scores_stay_tied_and_a_shortlist_of_everything_is_the_reranker_alone() {
         // a reranker that scores everything equally: the shortlist is one tie (against the true item)
-        struct Flat;
-        impl Recommender for Flat {
-            fn name(&self) -> &str {
-                "flat"
-            }
-            fn score_all(&self, h: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
-                Ok(vec![vec![0.0; 5]; h.len()])
-            }
-        }
-        let s = Shortlist::new("t", Box::new(Fixed(vec![5.0, 4.0, 3.0, 2.0, 1.0])), Box::new(Flat), 2, true).unwrap();
+        let flat = || Box::new(Fixed(vec![0.0; 5]));
+        let s = Shortlist::new("t", Box::new(Fixed(vec![5.0, 4.0, 3.0, 2.0, 1.0])), flat(), 2, true).unwrap();
         let row = &s.score_all(&[&[][..]]).unwrap()[0];
         assert_eq!((rank_of(row, 0, |_| false), rank_of(row, 1, |_| false), rank_of(row, 2, |_| false)), (Some(2), Some(2), Some(3)));
         // k ≥ the catalogue: the order is the reranker's alone
         let rr = LowFirst(Default::default());
         let s = Shortlist::new("t", Box::new(Fixed(vec![0.1, 0.9, 0.5, 0.3])), Box::new(rr), 10, true).unwrap();
         assert_eq!(order(&s.score_all(&[&[][..]]).unwrap()[0]), vec![0, 1, 2, 3]);
-        assert!(Shortlist::new("t", Box::new(Flat), Box::new(Flat), 0, true).is_err());
+        assert!(Shortlist::new("t", flat(), flat(), 0, true).is_err());
     }
 
     #[test]
