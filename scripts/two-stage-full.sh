@@ -45,6 +45,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "# pulse compare A B --metric ndcg@10 --metric hr@10 --resamples 2000 (the same 200 test users)"
   for i in "${!done_rows[@]}"; do
     for b in content "${done_rows[@]:$((i + 1))}"; do
+      echo "## ${done_rows[$i]} vs $b"
       "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/${done_rows[$i]}-full.json" "$D/$b-full.json"
     done
   done
