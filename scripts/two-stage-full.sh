@@ -8,16 +8,17 @@
 #   bash scripts/two-stage-full.sh luxury-beauty|video-games [row ...]   (rows: slm plain reasons tot-likelihood pulse)
 # Writes results/two-stage-<domain>-1500/: <row>-full.json (+ .ranks.tsv, .meta.json), compare.txt, table.md.
 # A row whose result is there is not ranked again; ~7 min per SLM row on 2 cores (PMI: two passes per list).
-# A missing adapter (runs/ is not in git: a fresh checkout has none) is trained first, with the settings of the
-# domain's 1,500-user pipeline config into the folder that config's rows name (plain SFT ~36 min, the others
-# ~45-55 min on 2 cores; resumable), on the rationale store rebuilt from the pipeline's committed snapshot.
+# Each tuned row's adapter is the one the domain's 1,500-user pipeline config ranks with: `pulse experiment
+# CONFIG --train-adapter VARIANT` names it, and first trains it with that config's settings when it is missing
+# (runs/ is not in git: a fresh checkout has none; plain SFT ~36 min, the others ~45-55 min on 2 cores;
+# resumable), on the rationale store rebuilt from the config's committed [snapshot].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${P:-target/release/pulse}
 dom=${1:-}
 case $dom in
-  luxury-beauty) data=data/amazon2018-luxury-beauty key=ce5941d0 pipe=pipeline-luxury-beauty-1500 sft=configs/sft-pipeline-luxury-beauty.toml ;;
-  video-games) data=../shared/data/amazon2018-video-games key=1a0bbfe3 pipe=pipeline-video-games-1500 sft=configs/sft-pipeline-video-games-1500.toml ;;
+  luxury-beauty) data=data/amazon2018-luxury-beauty cfg=configs/pipeline-luxury-beauty-1500.toml ;;
+  video-games) data=../shared/data/amazon2018-video-games cfg=configs/pipeline-video-games-1500.toml ;;
   *) echo "two-stage-full.sh: first argument: luxury-beauty or video-games" >&2; exit 2 ;;
 esac
 shift
@@ -27,7 +28,6 @@ name() { case $1 in slm) echo slm ;; pulse) echo pulse ;; plain|reasons|tot-like
 for r in "${rows[@]}"; do
   name "$r" > /dev/null || { echo "two-stage-full.sh: unknown row '$r' (slm, plain, reasons, tot-likelihood or pulse)" >&2; exit 2; }
 done
-store=runs/$pipe/rationales.sqlite
 D=results/two-stage-$dom-1500
 mkdir -p "$D"
 [ -f "$D/content-full.json" ] || "$P" eval -q --data "$data" --model content --protocol full --users 200 --out "$D/content-full.json"
@@ -36,12 +36,8 @@ for r in "${rows[@]}"; do
   [ -f "$out" ] && continue
   ad=()
   if [ "$r" != slm ]; then
-    sd=runs/sft/amazon2018-$dom-$r-$key
-    if [ ! -f "$sd/adapter.gguf" ]; then
-      [ -f "$store" ] || "$P" rationales import --from "results/$pipe/rationales.jsonl" --store "$store"
-      "$P" sft -q --data "$data" --store "$store" --variant "$r" --config "$sft" --users 1500 --seed 42 --out "$sd"
-    fi
-    ad=(--adapter "$sd/adapter.gguf")
+    adapter=$("$P" experiment -q "$cfg" --train-adapter "$r")
+    ad=(--adapter "$adapter")
   fi
   "$P" eval -q --data "$data" --model slm "${ad[@]}" --score pmi --protocol full --users 200 \
     --shortlist content --shortlist-k 20 --out "$out"

@@ -556,6 +556,11 @@ pub struct ExperimentArgs {
     /// Where results/<name>/ is created.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Only train (or resume, or reuse) the LoRA adapter that this config's rows of VARIANT rank with: the
+    /// config's [slm] settings, seed and rationale store (restored from [snapshot] when missing). Prints the
+    /// adapter's path and stops: no stage runs, no row is scored, nothing is written under results/.
+    #[arg(long, value_enum, value_name = "VARIANT")]
+    pub train_adapter: Option<VariantArg>,
 }
 
 #[derive(Subcommand, Debug)]

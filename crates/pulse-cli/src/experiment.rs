@@ -928,6 +928,20 @@ fn fused_rows(
     Ok(())
 }
 
+/// `pulse experiment CONFIG --train-adapter VARIANT`: the adapter of the config's rows of that variant,
+/// trained (or resumed / reused) with exactly the settings `run` would use, for scripts that rank with it
+/// elsewhere (scripts/two-stage-full.sh) and so must not copy those settings. Returns the adapter's path.
+pub fn train_adapter_only(config: &Path, v: pulse_sft::data::Variant, quiet: bool) -> Result<PathBuf> {
+    let c = load_config(config)?;
+    let Some(sl) = c.slm.as_ref() else {
+        bail!("{}: --train-adapter needs an [slm] section (its store, sft config and train_users)", config.display());
+    };
+    if let Some(sn) = &c.snapshot {
+        sn.restore()?;
+    }
+    Ok(train_adapter(&c, sl, v, quiet)?.0)
+}
+
 /// The SFT adapter for a variant: trained (or resumed / reused) under runs/sft/, keyed by everything
 /// that shapes it, so in-domain and cross-domain tables share adapters.
 fn train_adapter(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant, quiet: bool) -> Result<(PathBuf, String)> {

@@ -125,7 +125,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("{} {} {} (n={}): {}", o.report.dataset, o.report.model, o.report.protocol, o.report.n_users, line.join("  "));
         }
         Cmd::Compare(a) => compare(&a)?,
-        Cmd::Experiment(a) => experiment::run(&a.config, &a.results, cli.quiet)?,
+        Cmd::Experiment(a) => match a.train_adapter {
+            Some(v) => println!("{}", experiment::train_adapter_only(&a.config, sft_cmd::variant(v), cli.quiet)?.display()),
+            None => experiment::run(&a.config, &a.results, cli.quiet)?,
+        },
         Cmd::Slm { cmd } => slm_cmd::slm(cmd)?,
         Cmd::Rationales(a) => slm_cmd::rationales(a.cmd, a.run, cli.quiet)?,
         Cmd::Thought { cmd } => slm_cmd::thought(cmd)?,

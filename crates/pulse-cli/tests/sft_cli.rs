@@ -264,12 +264,27 @@ fn experiment_with_slm_rows() {
     // a fresh checkout (runs/ is gone): the row is kept, its adapter is not retrained to find that out
     let row_file = res.join("sft-reasons-cand5.json");
     let before = std::fs::read(&row_file).unwrap();
+    let adapter = std::fs::read(d.path().join(&sft_dir).join("adapter.gguf")).unwrap();
+    // --train-adapter names the very adapter the rows ranked with, reused as it is
+    let listing = |p: &Path| std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect::<std::collections::BTreeSet<_>>();
+    let results_before = listing(&res);
+    let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml", "--train-adapter", "reasons"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), format!("{sft_dir}/adapter.gguf\n"));
+    assert!(std::fs::read(d.path().join(&sft_dir).join("adapter.gguf")).unwrap() == adapter);
     std::fs::remove_dir_all(d.path().join("runs/sft")).unwrap();
     let r = Command::new(env!("CARGO_BIN_EXE_pulse")).current_dir(d.path()).env("RUST_LOG", "info").args(["experiment", "exp.toml"]).output().unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let log = String::from_utf8_lossy(&r.stderr);
     assert!(log.contains("sft-reasons cand5: already done") && log.contains("is not retrained for it"), "{log}");
     assert!(!d.path().join(&sft_dir).exists() && std::fs::read(&row_file).unwrap() == before);
+    // on that fresh checkout --train-adapter trains it again, into the same folder, byte for byte, and
+    // writes nothing under results/
+    let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml", "--train-adapter", "reasons"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), format!("{sft_dir}/adapter.gguf\n"));
+    assert!(std::fs::read(d.path().join(&sft_dir).join("adapter.gguf")).unwrap() == adapter, "retrained adapter differs");
+    assert!(listing(&res) == results_before && std::fs::read(&row_file).unwrap() == before);
     // other settings (more training users): trained and ranked again
     std::fs::write(d.path().join("exp.toml"), std::fs::read_to_string(d.path().join("exp.toml")).unwrap().replace("train_users = 2", "train_users = 3")).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml"]);
@@ -282,6 +297,12 @@ fn experiment_with_slm_rows() {
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.code() == Some(1) && e.contains("needs an [slm] table") && e.trim().lines().count() == 1, "{e}");
+    // --train-adapter without [slm] is refused too, with nothing written
+    std::fs::write(d.path().join("bad.toml"), format!("name = \"x\"\nmodels = [\"pop\"]\n[data]\npath = \"{}\"\n", data.display())).unwrap();
+    let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml", "--train-adapter", "plain"]);
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.code() == Some(1) && e.contains("bad.toml: --train-adapter needs an [slm] section") && e.trim().lines().count() == 1, "{e}");
+    assert!(!d.path().join("results/x").exists() && r.stdout.is_empty());
     // [slm] protocols must be among the experiment's
     let cfg = std::fs::read_to_string(d.path().join("exp.toml")).unwrap().replace("eval_users = 5\n", "eval_users = 5\nprotocols = [\"cand20\"]\n");
     std::fs::write(d.path().join("bad.toml"), cfg.replace("slm-rows", "slm-bad")).unwrap();
