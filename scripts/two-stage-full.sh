@@ -6,21 +6,35 @@
 # only NDCG@10 / HR@10 / MRR. The same seeded 200 test users as the SLM rows' cand20 cells. Each row is
 # compared, paired, with content alone on these users and with the other rows.
 #   bash scripts/two-stage-full.sh luxury-beauty|video-games [row ...]   (rows: slm plain reasons tot-likelihood pulse)
-# Writes results/two-stage-<domain>-1500/: <row>-full.json (+ .ranks.tsv, .meta.json), compare.txt, table.md.
-# A row whose result is there is not ranked again; ~7 min per SLM row on 2 cores (PMI: two passes per list).
-# Each tuned row's adapter is the one the domain's 1,500-user pipeline config ranks with: `pulse experiment
-# CONFIG --train-adapter VARIANT` names it, and first trains it with that config's settings when it is missing
-# (runs/ is not in git: a fresh checkout has none; plain SFT ~36 min, the others ~45-55 min on 2 cores;
-# resumable), on the rationale store rebuilt from the config's committed [snapshot].
+#     in-domain: each tuned row with its own domain's adapter -> results/two-stage-<domain>-1500/
+#   ADAPTERS=luxury-beauty bash scripts/two-stage-full.sh video-games|office [row ...]
+#     cross-domain: the tuned rows rank with the Luxury Beauty adapters -> results/two-stage-cross-<domain>-1500/;
+#     where the in-domain folder has the same row (Video Games), compare.txt also pairs the two adapters.
+# Writes <row>-full.json (+ .ranks.tsv, .meta.json), compare.txt, table.md. A row whose result is there is not
+# ranked again. Ranking takes ~9 min per SLM row on Luxury Beauty and ~35-45 min on Video Games (longer titles)
+# on 2 cores (PMI: two passes per list).
+# Each tuned row's adapter is the one the adapters' domain's 1,500-user pipeline config ranks with: `pulse
+# experiment CONFIG --train-adapter VARIANT` names it, and first trains it with that config's settings when it
+# is missing (runs/ is not in git: a fresh checkout has none; 60-100 min per adapter on 2 cores; resumable), on
+# the rationale store rebuilt from the config's committed [snapshot]. The data folder is read from a config too
+# (its [data] path): the pipeline config's, or for Office configs/pulse-cross-office-1500.toml's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${P:-target/release/pulse}
 dom=${1:-}
 case $dom in
-  luxury-beauty) data=data/amazon2018-luxury-beauty cfg=configs/pipeline-luxury-beauty-1500.toml ;;
-  video-games) data=../shared/data/amazon2018-video-games cfg=configs/pipeline-video-games-1500.toml ;;
-  *) echo "two-stage-full.sh: first argument: luxury-beauty or video-games" >&2; exit 2 ;;
+  luxury-beauty|video-games) data_cfg=configs/pipeline-$dom-1500.toml ;;
+  office) data_cfg=configs/pulse-cross-office-1500.toml ;;
+  *) echo "two-stage-full.sh: first argument: luxury-beauty, video-games or office" >&2; exit 2 ;;
 esac
+adapters=${ADAPTERS:-$dom}
+case $adapters in
+  "$dom") D=results/two-stage-$dom-1500 ;;
+  luxury-beauty) D=results/two-stage-cross-$dom-1500 ;;
+  *) echo "two-stage-full.sh: ADAPTERS: luxury-beauty, or the target domain '$dom' itself; Office has no adapters of its own" >&2; exit 2 ;;
+esac
+cfg=configs/pipeline-$adapters-1500.toml
+data=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["data"]["path"])' "$data_cfg")
 shift
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(pulse reasons plain tot-likelihood slm)
@@ -28,7 +42,6 @@ name() { case $1 in slm) echo slm ;; pulse) echo pulse ;; plain|reasons|tot-like
 for r in "${rows[@]}"; do
   name "$r" > /dev/null || { echo "two-stage-full.sh: unknown row '$r' (slm, plain, reasons, tot-likelihood or pulse)" >&2; exit 2; }
 done
-D=results/two-stage-$dom-1500
 mkdir -p "$D"
 [ -f "$D/content-full.json" ] || "$P" eval -q --data "$data" --model content --protocol full --users 200 --out "$D/content-full.json"
 for r in "${rows[@]}"; do
@@ -54,11 +67,27 @@ trap 'rm -f "$tmp"' EXIT
       "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/${done_rows[$i]}-full.json" "$D/$b-full.json"
     done
   done
+  own=results/two-stage-$dom-1500
+  if [ "$D" != "$own" ]; then
+    for r in "${done_rows[@]}"; do
+      [ "$r" != slm ] && [ -f "$own/$r-full.json" ] || continue
+      echo "## $r, Luxury Beauty adapter vs $r, $dom adapter ($own)"
+      "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/$r-full.json" "$own/$r-full.json"
+    done
+    if [ -f "$own/slm-full.json" ] && [ ! -f "$D/slm-full.json" ]; then
+      for r in "${done_rows[@]}"; do
+        echo "## $r vs slm, zero-shot ($own)"
+        "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/$r-full.json" "$own/slm-full.json"
+      done
+    fi
+  fi
 } > "$tmp"
 mv "$tmp" "$D/compare.txt"
-python3 - "$D" content "${done_rows[@]}" <<'EOF'
+python3 - "$D" "$adapters" content "${done_rows[@]}" <<'EOF'
 import json, pathlib, sys
 d = pathlib.Path(sys.argv[1])
+adapters = sys.argv[2]
+del sys.argv[2]
 out = ["| model | full NDCG@10 | HR@10 | HR@20 | MRR | ranking s |", "|---|---|---|---|---|---|"]
 for r in sys.argv[2:]:
     rep = json.loads((d / f"{r}-full.json").read_text())
@@ -71,6 +100,9 @@ rep = json.loads((d / f"{sys.argv[2]}-full.json").read_text())
 out.append("")
 out.append(f"{rep['dataset']}, {rep['n_users']} seeded test users (seed {rep['seed']}), history masked; from "
            f"`scripts/two-stage-full.sh` (`results/{d.name}/`, each report holds its resolved config).")
+if d.name.startswith("two-stage-cross-"):
+    out[-1] += (f" The tuned rows rank with the {adapters.replace('-', ' ').title()} adapters of "
+                f"`configs/pipeline-{adapters}-1500.toml`: trained on another domain.")
 tmp = d / "table.md.tmp"
 tmp.write_text("\n".join(out) + "\n")
 tmp.replace(d / "table.md")
