@@ -59,25 +59,24 @@ done_rows=()
 for r in slm sft-plain sft-reasons sft-tot-likelihood pulse; do [ -f "$D/$r-full.json" ] && done_rows+=("$r"); done
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
+# a "## TITLE" line, then the paired comparison of two reports
+pair() { echo "## $1"; "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$2" "$3"; }
 {
   echo "# pulse compare A B --metric ndcg@10 --metric hr@10 --resamples 2000 (the same 200 test users)"
   for i in "${!done_rows[@]}"; do
     for b in content "${done_rows[@]:$((i + 1))}"; do
-      echo "## ${done_rows[$i]} vs $b"
-      "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/${done_rows[$i]}-full.json" "$D/$b-full.json"
+      pair "${done_rows[$i]} vs $b" "$D/${done_rows[$i]}-full.json" "$D/$b-full.json"
     done
   done
   own=results/two-stage-$dom-1500
   if [ "$D" != "$own" ]; then
     for r in "${done_rows[@]}"; do
       [ "$r" != slm ] && [ -f "$own/$r-full.json" ] || continue
-      echo "## $r, Luxury Beauty adapter vs $r, $dom adapter ($own)"
-      "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/$r-full.json" "$own/$r-full.json"
+      pair "$r, Luxury Beauty adapter vs $r, $dom adapter ($own)" "$D/$r-full.json" "$own/$r-full.json"
     done
     if [ -f "$own/slm-full.json" ] && [ ! -f "$D/slm-full.json" ]; then
       for r in "${done_rows[@]}"; do
-        echo "## $r vs slm, zero-shot ($own)"
-        "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$D/$r-full.json" "$own/slm-full.json"
+        pair "$r vs slm, zero-shot ($own)" "$D/$r-full.json" "$own/slm-full.json"
       done
     fi
   fi
