@@ -147,14 +147,15 @@ pub fn train(
         }
         adam.step = st.step as u64;
         s = st.summary;
-        s.resumed_from_step = Some(st.step);
         if s.finished {
+            // reused as trained: the summary keeps the step (if any) its training resumed from
             if !opts.dir.join(ADAPTER).is_file() {
                 // killed between the last checkpoint and the adapter file
                 lora.save(&opts.dir.join(ADAPTER), adapter_meta(opts, cfg, &s))?;
             }
             return Ok((lora, s));
         }
+        s.resumed_from_step = Some(st.step);
         tracing::info!("resuming LoRA training from {} at step {}/{total}", opts.dir.display(), st.step);
     }
     let mut this_call = 0;

@@ -227,6 +227,9 @@ fn training_resumes_identically_and_saves_the_adapter() {
     // finished: reused without training
     let (_, again) = pulse_sft::train(&model, &ex, &tc, &opts(dir_b.path()), &mut |_, _, _| panic!("trained again")).unwrap();
     assert_eq!(again.loss, sa.loss);
+    assert_eq!(again.resumed_from_step, Some(5), "reuse keeps where training resumed from");
+    let (_, again_a) = pulse_sft::train(&model, &ex, &tc, &opts(dir_a.path()), &mut |_, _, _| panic!("trained again")).unwrap();
+    assert_eq!(again_a, sa, "reusing a run trained in one go leaves its summary as it was");
     let e = pulse_sft::train(&model, &ex, &pulse_sft::TrainConfig { lr: 1e-3, ..tc.clone() }, &opts(dir_b.path()), &mut |_, _, _| {})
         .err()
         .unwrap()
