@@ -12,7 +12,9 @@
 #   video-games-cand5  results/pulse-cross-video-games-1500          (~2.5 min)
 #   office-cand5       results/pulse-cross-office-1500               (~3.5 min)
 #   vg-own-cand5       results/pipeline-video-games-1500, ranked by the variant's Video Games adapter
-#                      (runs/sft/amazon2018-video-games-<variant>-1a0bbfe3, retrained by scripts/two-stage-full.sh)
+# The adapters are the ones `pulse experiment configs/pipeline-<domain>-1500.toml --train-adapter VARIANT` names
+# (Luxury Beauty's for the first four checks, Video Games' for vg-own-cand5); a missing one is trained first with
+# that config's settings (60-110 min on 2 cores; resumable), as scripts/two-stage-full.sh does.
 # A check whose result is there is not re-ranked; compare.txt holds every check with a result.
 #   bash scripts/retrain-check.sh [plain|reasons|tot-likelihood|pulse] [check ...]
 set -euo pipefail
@@ -29,16 +31,15 @@ all=(lb-cand5 lb-cand20 video-games-cand5 office-cand5 vg-own-cand5)
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(lb-cand5)
 D=results/retrain-check-$v-1500
-A=runs/sft/amazon2018-luxury-beauty-$v-ce5941d0/adapter.gguf
-# check -> data folder, protocol, recorded folder, result file (lb-cand5 keeps its first name), adapter, domain
-# (the rest of the line, so it may hold spaces)
+# check -> data folder, protocol, recorded folder, result file (lb-cand5 keeps its first name), the adapters'
+# domain, domain (the rest of the line, so it may hold spaces)
 spec() {
   case $1 in
-    lb-cand5) echo "data/amazon2018-luxury-beauty cand5 results/pipeline-luxury-beauty-1500 $D/$v-cand5.json $A Luxury Beauty" ;;
-    lb-cand20) echo "data/amazon2018-luxury-beauty cand20 results/pipeline-luxury-beauty-1500-cand20 $D/$v-lb-cand20.json $A Luxury Beauty" ;;
-    video-games-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pulse-cross-video-games-1500 $D/$v-video-games-cand5.json $A Video Games" ;;
-    office-cand5) echo "../shared/data/amazon2014-office-products cand5 results/pulse-cross-office-1500 $D/$v-office-cand5.json $A Office Products" ;;
-    vg-own-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pipeline-video-games-1500 $D/$v-vg-own-cand5.json runs/sft/amazon2018-video-games-$v-1a0bbfe3/adapter.gguf Video Games (its Video Games adapter)" ;;
+    lb-cand5) echo "data/amazon2018-luxury-beauty cand5 results/pipeline-luxury-beauty-1500 $D/$v-cand5.json luxury-beauty Luxury Beauty" ;;
+    lb-cand20) echo "data/amazon2018-luxury-beauty cand20 results/pipeline-luxury-beauty-1500-cand20 $D/$v-lb-cand20.json luxury-beauty Luxury Beauty" ;;
+    video-games-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pulse-cross-video-games-1500 $D/$v-video-games-cand5.json luxury-beauty Video Games" ;;
+    office-cand5) echo "../shared/data/amazon2014-office-products cand5 results/pulse-cross-office-1500 $D/$v-office-cand5.json luxury-beauty Office Products" ;;
+    vg-own-cand5) echo "../shared/data/amazon2018-video-games cand5 results/pipeline-video-games-1500 $D/$v-vg-own-cand5.json video-games Video Games (its Video Games adapter)" ;;
     *) return 1 ;;
   esac
 }
@@ -47,9 +48,9 @@ for c in "${checks[@]}"; do
 done
 mkdir -p "$D"
 for c in "${checks[@]}"; do
-  read -r data proto _ res ad _ <<< "$(spec "$c")"
+  read -r data proto _ res adom _ <<< "$(spec "$c")"
   if [ ! -f "$res" ]; then
-    [ -f "$ad" ] || { echo "retrain-check.sh: no $ad (train it first: configs/pulse-cross-video-games-1500-cand20.toml with $row for the Luxury Beauty one, scripts/two-stage-full.sh video-games $v for the Video Games one)" >&2; exit 1; }
+    ad=$("$P" experiment -q "configs/pipeline-$adom-1500.toml" --train-adapter "$v")
     "$P" eval -q --data "$data" --model slm --adapter "$ad" --score pmi --protocol "$proto" --users 200 --out "$res"
   fi
 done
