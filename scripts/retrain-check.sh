@@ -54,6 +54,7 @@ for c in "${checks[@]}"; do
     "$P" eval -q --data "$data" --model slm --adapter "$ad" --score pmi --protocol "$proto" --users 200 --out "$res"
   fi
 done
+cmp=(--metric hr@1 --resamples 2000)
 lora() { grep -o 'lora:[0-9a-f]\{8\}' "$1" | head -1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -61,8 +62,8 @@ for c in "${all[@]}"; do
   read -r _ proto rec res _ domain <<< "$(spec "$c")"
   [ -f "$res" ] || continue
   B=$rec/$row-$proto.json
-  echo "# pulse compare A B --metric hr@1 --resamples 2000: the retrained $row adapter ($(lora "$res")) against the recorded one ($(lora "$B")), $domain $proto, the same 200 users and lists"
-  "$P" compare -q --metric hr@1 --resamples 2000 "$res" "$B"
+  echo "# pulse compare A B ${cmp[*]}: the retrained $row adapter ($(lora "$res")) against the recorded one ($(lora "$B")), $domain $proto, the same 200 users and lists"
+  "$P" compare -q "${cmp[@]}" "$res" "$B"
 done > "$out"
 mv "$out" "$D/compare.txt"
 trap - EXIT

@@ -60,9 +60,10 @@ for r in slm sft-plain sft-reasons sft-tot-likelihood pulse; do [ -f "$D/$r-full
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 # a "## TITLE" line, then the paired comparison of two reports
-pair() { echo "## $1"; "$P" compare -q --metric ndcg@10 --metric hr@10 --resamples 2000 "$2" "$3"; }
+cmp=(--metric ndcg@10 --metric hr@10 --resamples 2000)
+pair() { echo "## $1"; "$P" compare -q "${cmp[@]}" "$2" "$3"; }
 {
-  echo "# pulse compare A B --metric ndcg@10 --metric hr@10 --resamples 2000 (the same 200 test users)"
+  echo "# pulse compare A B ${cmp[*]} (the same 200 test users)"
   for i in "${!done_rows[@]}"; do
     for b in content "${done_rows[@]:$((i + 1))}"; do
       pair "${done_rows[$i]} vs $b" "$D/${done_rows[$i]}-full.json" "$D/$b-full.json"
