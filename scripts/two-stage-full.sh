@@ -12,7 +12,7 @@
 #     where the in-domain folder has the same row (Video Games), compare.txt also pairs the two adapters.
 # Writes <row>-full.json (+ .ranks.tsv, .meta.json), compare.txt, table.md. A row whose result is there is not
 # ranked again. Ranking takes ~9 min per SLM row on Luxury Beauty, ~35-45 min on Video Games and ~60-90 min on
-# Office (longer titles) on 2 cores (PMI: two passes per list).
+# Office (longer titles than Luxury Beauty's) on 2 cores (PMI: two passes per list).
 # Each tuned row's adapter is the one the adapters' domain's 1,500-user pipeline config ranks with: `pulse
 # experiment CONFIG --train-adapter VARIANT` names it, and first trains it with that config's settings when it
 # is missing (runs/ is not in git: a fresh checkout has none; ~140-160 min per Luxury Beauty adapter on 2 cores,
