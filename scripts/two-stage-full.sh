@@ -11,12 +11,13 @@
 #     cross-domain: the tuned rows rank with the Luxury Beauty adapters -> results/two-stage-cross-<domain>-1500/;
 #     where the in-domain folder has the same row (Video Games), compare.txt also pairs the two adapters.
 # Writes <row>-full.json (+ .ranks.tsv, .meta.json), compare.txt, table.md. A row whose result is there is not
-# ranked again. Ranking takes ~9 min per SLM row on Luxury Beauty, ~35-45 min on Video Games and ~60-90 min on
-# Office (longer titles than Luxury Beauty's) on 2 cores (PMI: two passes per list).
+# ranked again. Ranking takes ~9 min per SLM row on Luxury Beauty, ~12-45 min on Video Games and ~22-90 min on
+# Office (longer titles than Luxury Beauty's) on 2 cores (PMI: two passes per list); machines here differ ~3x.
 # Each tuned row's adapter is the one the adapters' domain's 1,500-user pipeline config ranks with: `pulse
 # experiment CONFIG --train-adapter VARIANT` names it, and first trains it with that config's settings when it
-# is missing (runs/ is not in git: a fresh checkout has none; ~140-160 min per Luxury Beauty adapter on 2 cores,
-# measured: PULSE 8,209 s, SFT with reasons ~51 s per step for 188 steps; resumable), on the rationale store
+# is missing (runs/ is not in git: a fresh checkout has none; ~60-160 min per Luxury Beauty adapter on 2 cores,
+# measured: ToT with likelihood 3,508 s (~19 s per step for 188 steps) on one machine, PULSE 8,209 s and SFT with
+# reasons ~51 s per step on a slower one; resumable), on the rationale store
 # rebuilt from the config's committed [snapshot]. The data folder is read from a config too
 # (its [data] path): the pipeline config's, or for Office configs/pulse-cross-office-1500.toml's.
 set -euo pipefail
