@@ -18,27 +18,28 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from sft_agreement import load_ranks, root  # noqa: E402
+from sft_agreement import load_ranks, pair, root  # noqa: E402
 
 
 def gains(fused, hybrid, slm, n_candidates):
-    """Counts over the fused row's users; the SLM row must rank exactly them, the hybrid at least them."""
+    """Counts over the fused row's users; the SLM row must rank exactly them, the hybrid at least them. The fused
+    row against the hybrid is `sft_agreement.pair` on those users (A: fused, B: hybrid)."""
     users = sorted(fused)
     if set(slm) != set(users):
         raise ValueError(f"the SLM row ranks other users than the fused row ({len(slm)} and {len(users)})")
     missing = [u for u in users if u not in hybrid]
     if missing:
         raise ValueError(f"the hybrid does not rank {len(missing)} of the fused row's users (e.g. {missing[0]})")
+    p = pair(fused, {u: hybrid[u] for u in users})
     hyb_miss = [u for u in users if hybrid[u] != 1]
     return {
-        "users": len(users),
-        "hr1_fused": sum(fused[u] == 1 for u in users) / len(users),
-        "hr1_hybrid": sum(hybrid[u] == 1 for u in users) / len(users),
+        "users": p["users"],
+        "hr1_fused": p["hr1_a"],
+        "hr1_hybrid": p["hr1_b"],
         "hr1_slm": sum(slm[u] == 1 for u in users) / len(users),
-        "top_changed": sum((fused[u] == 1) != (hybrid[u] == 1) for u in users),
-        "gained": sum(fused[u] == 1 and hybrid[u] != 1 for u in users),
-        "lost": sum(fused[u] != 1 and hybrid[u] == 1 for u in users),
-        "same_rank": sum(fused[u] == hybrid[u] for u in users),
+        "gained": p["a_only"],
+        "lost": p["b_only"],
+        "same_rank": p["same_rank"],
         "hybrid_misses": len(hyb_miss),
         "slm_right_where_hybrid_misses": sum(slm[u] == 1 for u in hyb_miss),
         "chance_where_hybrid_misses": len(hyb_miss) / n_candidates,
