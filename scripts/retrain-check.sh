@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Is a retrained SFT adapter the recorded one? Re-ranks recorded lists (the same seeded 200 users and candidate
-# files) with the adapter now under runs/sft/ and compares it, paired and user by user, with the recorded row
+# Is a retrained SFT adapter the recorded one? Re-ranks recorded lists (the same seeded 200 users, 1,000 for
+# lb-cand5-1000, and candidate files) with the adapter now under runs/sft/ and compares it, paired and user by user, with the recorded row
 # (`pulse compare` also counts the users whose rank of the true item differs).
 # Used for the 1,500-user plain SFT, SFT with reasons and ToT with likelihood adapters, retrained for
 # configs/pulse-cross-*-1500-cand20.toml after the first ones were lost with an old runs/, and for PULSE, whose
@@ -17,7 +17,7 @@
 #   office-cand20       results/pulse-cross-office-1500-cand20               (~20 min)
 #   vg-own-cand5        results/pipeline-video-games-1500, ranked by the variant's Video Games adapter
 #   lb-cand5-1000       results/pipeline-luxury-beauty-1500-eval1000: cand5 on 1,000 seeded users, a superset of
-#                       lb-cand5's 200 (~21 min); also compared with that folder's other SFT rows
+#                       lb-cand5's 200 (~20 min); also compared with that folder's other SFT rows
 # The adapters are the ones `pulse experiment configs/pipeline-<domain>-1500.toml --train-adapter VARIANT` names
 # (Luxury Beauty's for all but vg-own-cand5, Video Games' for that one); a missing one is trained first with
 # that config's settings (60-110 min on 2 cores; resumable), as scripts/two-stage-full.sh does.
