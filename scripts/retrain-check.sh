@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Is a retrained SFT adapter the recorded one? Re-ranks recorded lists (the same seeded 200 users, 1,000 for
-# lb-cand5-1000, and candidate files) with the adapter now under runs/sft/ and compares it, paired and user by user, with the recorded row
-# (`pulse compare` also counts the users whose rank of the true item differs).
+# lb-cand5-1000, and candidate files) with the adapter now under runs/sft/ and compares it, paired and user by
+# user, with the recorded row (`pulse compare` also counts the users whose rank of the true item differs).
 # Used for the 1,500-user plain SFT, SFT with reasons and ToT with likelihood adapters, retrained for
 # configs/pulse-cross-*-1500-cand20.toml after the first ones were lost with an old runs/, and for PULSE, whose
 # retrained adapter is a new one (the store it trains on was regenerated after the recorded adapter was trained),
