@@ -59,4 +59,4 @@ for D in results/rerank-luxury-beauty-1500-cand5-eval1000 results/rerank-cross-v
   n=$((n + 1))
   echo "== $D/compare.txt"; cat "$D/compare.txt"
 done
-[ "$n" -gt 0 ] || { echo "compare-rerank-1500.sh: no rerank-cross-*-1500*-sim folder has a fused row; run their configs first" >&2; exit 1; }
+[ "$n" -gt 0 ] || { echo "compare-rerank-1500.sh: none of the folders above has a fused row; run their configs first" >&2; exit 1; }
