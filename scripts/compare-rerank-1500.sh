@@ -4,8 +4,9 @@
 # on 1,000 Luxury Beauty cand5 users (configs/rerank-luxury-beauty-1500-cand5-eval1000.toml), on the fused rows'
 # test users:
 # - each fused row (<row>+hybrid) against the hybrid it reranks and against its SLM row alone;
-# - on the 1,000 Video Games cand5 users, PULSE + hybrid against ToT with likelihood + hybrid, and PULSE (alone and
-#   fused) against the Gemma 3 270M-tuned PULSE adapter on the same users and lists
+# - wherever ToT with likelihood reranks the same lists, PULSE against it, fused and alone;
+# - on the 1,000 Video Games cand5 users, PULSE (alone and fused) against the Gemma 3 270M-tuned PULSE adapter on
+#   the same users and lists
 #   (results/rerank-cross-video-games-500-gemma-tuned-eval1000-sim);
 # - on the 1,000 Luxury Beauty cand5 users, each SLM row alone against the same adapter's row in
 #   results/pipeline-luxury-beauty-1500-eval1000 (ToT with likelihood) or results/retrain-check-pulse-1500-again
@@ -35,12 +36,13 @@ for D in results/rerank-luxury-beauty-1500-cand5-eval1000 results/rerank-cross-v
       echo "# $m+hybrid vs the hybrid it reranks"; cmpc "$f" "$D/hybrid-$pr.json"
       echo "# $m+hybrid vs $m alone"; cmpc "$f" "$D/$m-$pr.json"
     done
-    if [ -f "$D/sft-tot-likelihood+hybrid-cand5.json" ]; then
+    for pr in cand5 cand20; do
+      [ -f "$D/sft-tot-likelihood+hybrid-$pr.json" ] || continue
       echo "# pulse+hybrid vs sft-tot-likelihood+hybrid"
-      cmpc "$D/pulse+hybrid-cand5.json" "$D/sft-tot-likelihood+hybrid-cand5.json"
+      cmpc "$D/pulse+hybrid-$pr.json" "$D/sft-tot-likelihood+hybrid-$pr.json"
       echo "# pulse vs sft-tot-likelihood (alone)"
-      cmpc "$D/pulse-cand5.json" "$D/sft-tot-likelihood-cand5.json"
-    fi
+      cmpc "$D/pulse-$pr.json" "$D/sft-tot-likelihood-$pr.json"
+    done
     if [ "$D" = results/rerank-luxury-beauty-1500-cand5-eval1000 ]; then
       echo "# pulse alone vs the same adapter in results/retrain-check-pulse-1500-again (lb-cand5-1000)"
       cmpc "$D/pulse-cand5.json" results/retrain-check-pulse-1500-again/pulse-lb-cand5-1000.json
