@@ -13,6 +13,7 @@ pub mod candidates;
 pub mod hybrid;
 pub mod metrics;
 pub mod protocol;
+mod protocol_kind;
 pub mod report;
 pub mod shortlist;
 
@@ -21,7 +22,7 @@ pub use candidates::CandidateSet;
 pub use hybrid::{Hybrid, ListFusion, Shared, TuneReport};
 pub use metrics::{metric_names, metrics_from_ranks, per_user_value};
 pub use protocol::{evaluate, Protocol};
-pub use report::{EvalReport, RankFile};
+pub use report::{read_ranks_text, EvalReport, RankFile};
 pub use shortlist::Shortlist;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,6 +1,6 @@
 //! Ranking metrics from per-user ranks. A rank is 1-based; `None` means the target could not be
 //! ranked (e.g. a repeat purchase under history masking) and counts as a miss everywhere.
-use crate::protocol::Protocol;
+use crate::protocol_kind::Protocol;
 use std::collections::BTreeMap;
 
 /// Metric names reported for a protocol, in report order.

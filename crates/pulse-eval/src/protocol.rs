@@ -1,30 +1,10 @@
 //! Running a protocol: score, rank the target, collect per-user ranks.
 use crate::candidates::CandidateSet;
 use crate::metrics::rank_of;
+pub use crate::protocol_kind::Protocol;
 use crate::{EvalError, Recommender};
 use pulse_data::{Split, Stage};
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Protocol {
-    /// Rank the whole catalogue. With `mask_history`, items in the user's history are removed first,
-    /// so a repeat-purchase target cannot be hit (rank `None`); without it (RecBole's SASRec
-    /// behaviour), nothing is removed.
-    Full { mask_history: bool },
-    /// Rank the target among a materialised candidate list of `n` items.
-    Cand { n: usize },
-}
-
-impl Protocol {
-    pub fn name(&self) -> String {
-        match self {
-            Protocol::Full { .. } => "full".into(),
-            Protocol::Cand { n } => format!("cand{n}"),
-        }
-    }
-}
 
 /// Evaluates `rec` on `split` at `stage`, for the split users at `users` (indices into
 /// `split.users`; all when `None`). Returns one rank per evaluated user. `progress(done, total)` is

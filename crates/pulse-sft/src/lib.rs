@@ -1,7 +1,9 @@
 //! pulse-sft — PULSE step 5, supervised fine-tuning of the SLM with LoRA, in candle on the CPU.
 //!
 //! [`model::Llama`] is a trainable forward of a GGUF Llama-family model (weights dequantised to f32 and
-//! frozen); [`lora::Lora`] holds the only trainable tensors. The loss covers answer tokens only.
+//! frozen); [`lora::Lora`] holds the only trainable tensors. The loss covers answer tokens only. The
+//! model's shape ([`config::LlamaConfig`], [`config::Proj`]) lives in [`config`], which both use.
+pub mod config;
 pub mod data;
 pub mod lora;
 pub mod model;

@@ -2,7 +2,7 @@
 //! trainable low-rank update `scale · A · B` with `A` (input × rank), `B` (rank × output), `scale =
 //! alpha / rank`. `A` starts uniform in ±1/√input, `B` at zero, so a fresh adapter leaves the model as it
 //! was. Saved as safetensors (`blk.N.<gguf name>.lora_a|lora_b`) with a JSON sidecar holding the config.
-use crate::model::{LlamaConfig, Proj};
+use crate::config::{LlamaConfig, Proj};
 use crate::{Result, SftError};
 use candle_core::{Device, Tensor, Var};
 use pulse_data::Rng;
