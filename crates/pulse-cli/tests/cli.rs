@@ -85,7 +85,7 @@ fn pop_eval_same_seed_gives_identical_json() {
     // popularity beats random guessing (1/20) on cand20 but is far from perfect
     let hr1 = v["metrics"]["hr@1"].as_f64().unwrap();
     assert!(hr1 > 0.15 && hr1 < 0.5, "{hr1}");
-    let ranks = std::fs::read_to_string(d.path().join("pop0.ranks.tsv")).unwrap();
+    let ranks = pulse_eval::read_ranks_text(&d.path().join("pop0.ranks.tsv")).unwrap();
     assert_eq!(ranks.lines().count(), 9913);
 }
 
@@ -429,8 +429,21 @@ fn experiment_snapshot_outlives_the_store_and_redos_start_afresh() {
 
 #[test]
 fn committed_configs_are_valid_and_typos_are_refused() {
-    for e in std::fs::read_dir(root().join("configs")).unwrap() {
-        let p = e.unwrap().path();
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                collect(&p, out);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    collect(&root().join("configs"), &mut files);
+    collect(&root().join("research/configs"), &mut files);
+    assert!(files.len() > 100, "{} configs", files.len());
+    for p in files {
         // --results to a temp dir; an invalid data path would fail only after parsing, so parse via a
         // dry check: the experiment must get past config validation (it fails later only for data)
         let s = std::fs::read_to_string(&p).unwrap();
@@ -886,7 +899,7 @@ fn compare_common_pairs_the_users_both_files_rank() {
     assert!(s.contains("(n=600 users both rank, of 600 and 1000, 200 paired resamples)"), "{s}");
     // B's mean over the common users, from its own ranks file (rank 1 = a hit)
     let ranks = |f: &str| -> Vec<(String, String)> {
-        let t = std::fs::read_to_string(root().join(f.replace(".json", ".ranks.tsv"))).unwrap();
+        let t = pulse_eval::read_ranks_text(&root().join(f.replace(".json", ".ranks.tsv"))).unwrap();
         t.lines().skip(1).map(|l| { let mut c = l.split('\t'); (c.next().unwrap().to_string(), c.next().unwrap().to_string()) }).collect()
     };
     let (ra, rb) = (ranks(a), ranks(b));

@@ -168,7 +168,7 @@ fn sft_resumes_and_the_tuned_model_ranks() {
     assert_eq!(v["config"]["model"]["shortlist"]["model"], "itemknn");
     assert_eq!(v["config"]["model"]["shortlist"]["k"], 20);
     let ranks = |p: &Path| -> Vec<(String, u32)> {
-        let t = std::fs::read_to_string(p.with_extension("ranks.tsv")).unwrap();
+        let t = pulse_eval::read_ranks_text(&p.with_extension("ranks.tsv")).unwrap();
         t.lines().skip(1).map(|l| { let (u, r) = l.split_once('\t').unwrap(); (u.to_string(), r.parse().unwrap()) }).collect()
     };
     let (ri, rt) = (ranks(&ik), ranks(&two));
@@ -241,7 +241,7 @@ fn experiment_with_slm_rows() {
     std::fs::write(d.path().join("exp.toml"), cfg).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let res = d.path().join("results/slm-rows");
+    let res = d.path().join("runs/slm-rows");
     let table = std::fs::read_to_string(res.join("table.md")).unwrap();
     assert!(!res.join("slm-full.json").exists() && res.join("sft-reasons-cand5.json").is_file());
     let row = |m: &str| table.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap().to_string();
@@ -279,7 +279,7 @@ fn experiment_with_slm_rows() {
     assert!(log.contains("sft-reasons cand5: already done") && log.contains("is not retrained for it"), "{log}");
     assert!(!d.path().join(&sft_dir).exists() && std::fs::read(&row_file).unwrap() == before);
     // on that fresh checkout --train-adapter trains it again, into the same folder, byte for byte, and
-    // writes nothing under results/
+    // writes nothing under runs/<name>/
     let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml", "--train-adapter", "reasons"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(String::from_utf8_lossy(&r.stdout), format!("{sft_dir}/adapter.gguf\n"));
@@ -302,21 +302,21 @@ fn experiment_with_slm_rows() {
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml", "--train-adapter", "plain"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.code() == Some(1) && e.contains("bad.toml: --train-adapter needs an [slm] section") && e.trim().lines().count() == 1, "{e}");
-    assert!(!d.path().join("results/x").exists() && r.stdout.is_empty());
+    assert!(!d.path().join("runs/x").exists() && r.stdout.is_empty());
     // [slm] protocols must be among the experiment's
     let cfg = std::fs::read_to_string(d.path().join("exp.toml")).unwrap().replace("eval_users = 5\n", "eval_users = 5\nprotocols = [\"cand20\"]\n");
     std::fs::write(d.path().join("bad.toml"), cfg.replace("slm-rows", "slm-bad")).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.code() == Some(1) && e.contains("[slm] protocols: cand20") && e.trim().lines().count() == 1, "{e}");
-    assert!(!d.path().join("results/slm-bad").exists());
+    assert!(!d.path().join("runs/slm-bad").exists());
     // so must a ranker setting that cannot work, before any stage runs
     let cfg = std::fs::read_to_string(d.path().join("exp.toml")).unwrap() + "[slm.rank]\nthink = true\nno_repeat_ngram = 1\n";
     std::fs::write(d.path().join("bad.toml"), cfg.replace("slm-rows", "slm-bad")).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.code() == Some(1) && e.contains("[slm.rank]") && e.contains("no_repeat_ngram: 1") && e.trim().lines().count() == 1, "{e}");
-    assert!(!d.path().join("results/slm-bad").exists());
+    assert!(!d.path().join("runs/slm-bad").exists());
 }
 
 /// `pulse experiment` with a fused row (`slm+hybrid`): the SLM and the tuned hybrid rank the SLM sample's
@@ -340,7 +340,7 @@ fn experiment_with_a_fused_row() {
     std::fs::write(d.path().join("exp.toml"), &cfg).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "exp.toml"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let res = d.path().join("results/fused");
+    let res = d.path().join("runs/fused");
     assert!(res.join("slm+hybrid-cand5.json").is_file() && !res.join("slm+hybrid-full.json").exists());
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(res.join("slm+hybrid-cand5.meta.json")).unwrap()).unwrap();
     let tune = &meta["model"]["tune"];
@@ -350,7 +350,7 @@ fn experiment_with_a_fused_row() {
     assert!(w.len() == 2 && (w[0] + w[1] - 1.0).abs() < 1e-6 && w.iter().all(|&x| x >= 0.0), "{w:?}");
     // the fused row ranks the SLM's 5 users; at a corner of the grid it ranks exactly as that part does
     let ranks = |m: &str| -> Vec<(String, String)> {
-        let t = std::fs::read_to_string(res.join(format!("{m}-cand5.ranks.tsv"))).unwrap();
+        let t = pulse_eval::read_ranks_text(&res.join(format!("{m}-cand5.ranks.tsv"))).unwrap();
         t.lines().skip(1).map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())).unwrap()).collect()
     };
     let fused = ranks("slm+hybrid");
@@ -381,7 +381,7 @@ fn experiment_with_a_fused_row() {
     std::fs::write(d.path().join("third.toml"), &cross).unwrap();
     let r = pulse_in(d.path(), &["-q", "experiment", "third.toml"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("results/fused-third/slm+hybrid-cand5.meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("runs/fused-third/slm+hybrid-cand5.meta.json")).unwrap()).unwrap();
     assert_eq!(meta["model"]["tune_data"], "amazon2014-office-products");
     assert_eq!(meta["model"]["hybrid"]["tune_data"], "amazon2014-office-products");
     assert_eq!(meta["model"]["tune"]["users"].as_u64(), Some(4));
@@ -395,6 +395,6 @@ fn experiment_with_a_fused_row() {
         let r = pulse_in(d.path(), &["-q", "experiment", "bad.toml"]);
         let e = String::from_utf8_lossy(&r.stderr);
         assert!(r.status.code() == Some(1) && e.contains(needle) && e.trim().lines().count() == 1, "{e}");
-        assert!(!d.path().join("results/fused-bad").exists());
+        assert!(!d.path().join("runs/fused-bad").exists());
     }
 }

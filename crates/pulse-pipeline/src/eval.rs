@@ -1,5 +1,7 @@
-//! What each subcommand does: thin glue over pulse-data, pulse-eval and pulse-baselines.
-use crate::args::{DataArgs, FormatArg, LossArg, ModelArg, ProtocolArg};
+//! Data loading, model construction (baselines, text models, PULSE-TS, the SLM ranker) and one protocol
+//! run with its outputs: thin glue over pulse-data, pulse-eval and pulse-baselines.
+use crate::opts::{DataArgs, FormatArg, LossArg, ModelArg, ProtocolArg};
+pub use crate::util::{error_line, one_line, open_existing_store, read_json, read_toml, short_hash};
 use anyhow::{bail, Context, Result};
 use pulse_baselines::{Loss, Pop, SasRecConfig, TrainOptions};
 use pulse_data::{Dataset, Format, LoadOptions, Split, Stage};
@@ -219,54 +221,6 @@ pub fn ts_config(file: Option<&Path>) -> Result<TsConfig> {
     })
 }
 
-/// A TOML file as `T` (unknown keys are errors); the error is one line naming the file.
-/// A JSON file, errors naming the file.
-pub fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let b = std::fs::read(path).with_context(|| path.display().to_string())?;
-    serde_json::from_slice(&b).with_context(|| path.display().to_string())
-}
-
-pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let s = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    toml::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))
-}
-
-/// The rationale store at `path`, which must exist already (opening a missing path would create an empty
-/// store, and a typo would then read as "no rationales"): the one check every reader of a store makes.
-pub fn open_existing_store(path: &Path) -> Result<pulse_rationale::Store> {
-    if !path.is_file() {
-        bail!("{}: no such rationale store", path.display());
-    }
-    Ok(pulse_rationale::Store::open(path)?)
-}
-
-pub fn one_line(s: &str) -> String {
-    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
-}
-
-/// The binary's one-line error: the error and its causes joined by ": ", like anyhow's `{:#}`, but a cause
-/// whose text the message already ends with is not repeated (our library errors print their source, e.g.
-/// "path: No such file or directory (os error 2)", and also expose it as `source()`).
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !s.ends_with(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-    }
-    one_line(&s)
-}
-
-pub fn short_hash(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:08x}", h as u32)
-}
 
 pub fn default_checkpoint_dir(l: &Loaded, cfg: &SasRecConfig, seed: u64) -> PathBuf {
     let c = serde_json::to_string(cfg).expect("serialisable");
@@ -308,8 +262,8 @@ pub fn sample_users_after(l: &Loaded, skip: usize, n: usize, seed: u64) -> Resul
 
 /// The SLM ranker (optionally with a LoRA adapter), its score cache under runs/.
 pub fn slm_ranker(l: &Loaded, model: &Path, adapter: Option<&Path>, cfg: pulse_sft::rank::RankConfig) -> Result<Trained> {
-    let m = crate::args::ModelArgs::defaults(model);
-    let mut engine = crate::slm_cmd::load_engine(&m)?;
+    let m = crate::opts::ModelArgs::defaults(model);
+    let mut engine = crate::engine::load_engine(&m)?;
     if let Some(a) = adapter {
         engine.attach_adapter(a)?;
     }
@@ -627,7 +581,7 @@ pub fn run_protocol(
         Protocol::Full { .. } => None,
     };
     let n = users.map_or(l.split.users.len(), <[usize]>::len);
-    let pb = crate::progress(quiet, n as u64, &format!("eval {model} {}", p.name()));
+    let pb = crate::util::progress(quiet, n as u64, &format!("eval {model} {}", p.name()));
     let ranks = evaluate(t.model.as_ref(), &l.split, Stage::Test, p, cands.as_ref(), users, &mut |d, _| pb.set_position(d as u64))?;
     pb.finish_and_clear();
     let names = metric_names(&p);
@@ -677,6 +631,7 @@ pub fn write_outputs(out: &Path, o: &EvalOutput, t: &Trained) -> Result<()> {
     let meta = serde_json::json!({
         "pulse_version": env!("CARGO_PKG_VERSION"),
         "eval_seconds": o.eval_seconds,
+        "measured_at": crate::util::utc_now(),
         "model": t.meta,
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     });
@@ -688,18 +643,6 @@ pub fn write_outputs(out: &Path, o: &EvalOutput, t: &Trained) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::TsConfig;
-
-    #[test]
-    fn error_line_keeps_every_cause_once() {
-        // a library error that prints its io source and also exposes it: the io text appears once
-        let e = pulse_eval::RankFile::read(std::path::Path::new("/nonexistent/a.ranks.tsv")).unwrap_err();
-        let line = super::error_line(&anyhow::Error::from(e).context("comparing a and b"));
-        assert!(line.starts_with("comparing a and b: /nonexistent/a.ranks.tsv: "), "{line}");
-        assert_eq!(line.matches("(os error 2)").count(), 1, "{line}");
-        // causes the message does not already end with are kept, in order, on one line
-        let e = anyhow::anyhow!("bad value\non two lines").context("field x").context("config.toml");
-        assert_eq!(super::error_line(&e), "config.toml: field x: bad value on two lines");
-    }
 
     #[test]
     fn center_is_off_by_default_and_recorded_only_when_on() {

@@ -1,9 +1,12 @@
 //! `pulse experiment CONFIG.toml`: one command per experiment. Loads the data once, trains each model
-//! once (SASRec checkpoints resume after a kill), evaluates every protocol, and writes under
-//! `results/<name>/`: `config.resolved.json` (every default filled in, seed included), one
-//! `<model>-<protocol>.json` (+ `.ranks.tsv`, `.meta.json`) per row, and `table.md`, which the README's
-//! tables are generated from. Rows already evaluated with the same resolved config are skipped.
-use crate::commands::*;
+//! once (SASRec checkpoints resume after a kill), runs the config's pipeline stages (resumable, each with
+//! a marker recording its wall time), evaluates every protocol, and writes under `<results>/<name>/`
+//! (`runs/` by default, git-ignored): `config.resolved.json` (every default filled in, seed included),
+//! one `<model>-<protocol>.json` (+ `.ranks.tsv.gz`, `.meta.json`) per row, and `table.md`, which the
+//! docs' tables are generated from. Rows already evaluated with the same resolved config are skipped,
+//! and the table labels them reused, with the date they were measured.
+use crate::eval::*;
+use crate::util::{error_line, read_json, read_toml};
 use anyhow::{bail, Context, Result};
 use pulse_baselines::SasRecConfig;
 use pulse_eval::{paired_bootstrap, per_user_value, EvalReport, RankFile};
@@ -205,7 +208,7 @@ impl Snapshot {
         if self.store.exists() || !self.file.is_file() {
             return Ok(());
         }
-        let n = crate::slm_cmd::import(&self.file, &self.store)?;
+        let n = crate::slm::import(&self.file, &self.store)?;
         tracing::info!("snapshot: {} rationales from {} → {}", n.inserted, self.file.display(), self.store.display());
         Ok(())
     }
@@ -215,7 +218,7 @@ impl Snapshot {
         if !self.store.is_file() {
             return Ok(());
         }
-        let n = crate::slm_cmd::export_to(&pulse_rationale::Store::open(&self.store)?, None, &self.file)?;
+        let n = crate::slm::export_to(&pulse_rationale::Store::open(&self.store)?, None, &self.file)?;
         tracing::debug!("snapshot: {n} rationales → {}", self.file.display());
         Ok(())
     }
@@ -240,15 +243,23 @@ impl Stage {
         out
     }
 
-    fn cli(&self, quiet: bool) -> Result<crate::args::Cli> {
-        use clap::Parser;
-        let args = std::iter::once("pulse").chain(quiet.then_some("-q")).chain(self.run.iter().map(String::as_str));
-        let cli = crate::args::Cli::try_parse_from(args).map_err(|e| anyhow::anyhow!("stage {}: {}", self.name, e.to_string().trim()))?;
-        if matches!(cli.cmd, crate::args::Cmd::Experiment(_)) {
+    /// An experiment cannot run another experiment as a stage.
+    fn check(&self) -> Result<()> {
+        if self.run.first().map(String::as_str) == Some("experiment") {
             bail!("stage {}: an experiment cannot run another experiment", self.name);
         }
-        Ok(cli)
+        Ok(())
     }
+}
+
+/// Runs the stages' commands (the words after `pulse`, e.g. `["tot", "--store", …]`). The `pulse` binary
+/// parses and runs them as its own subcommands.
+pub trait StageRunner {
+    /// Whether `words` is a command this runner can run (checked for every stage when a config loads,
+    /// before anything runs).
+    fn check(&self, words: &[String]) -> Result<()>;
+    /// Runs it; `quiet` as the experiment's.
+    fn run(&self, words: &[String], quiet: bool) -> Result<()>;
 }
 
 /// Runs the stages not finished yet, in order, each recording its wall time in its marker. A stage's
@@ -262,7 +273,7 @@ impl Stage {
 /// does — except after a stage redone from nothing (marked done, outputs gone): then the records of that
 /// stage and of every later one are dropped and their times start afresh. `row`: None runs the stages without `before`,
 /// Some(row) the ones deferred to that row; `rerun_rest` carries "an earlier stage ran" between the calls.
-fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &mut bool, quiet: bool) -> Result<()> {
+fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &mut bool, runner: &dyn StageRunner, quiet: bool) -> Result<()> {
     let sdir = dir.join("stages");
     for st in c.stages.iter().filter(|st| st.before.as_deref() == row) {
         let marker = sdir.join(format!("{}.json", st.name));
@@ -309,7 +320,7 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
         }
         tracing::info!("stage {}: pulse {}", st.name, st.run.join(" "));
         let t0 = std::time::Instant::now();
-        let record = |done: bool| serde_json::json!({ "name": st.name, "run": st.run, "seconds": before + t0.elapsed().as_secs_f64(), "attempts": attempts + 1, "done": done });
+        let record = |done: bool| serde_json::json!({ "name": st.name, "run": st.run, "seconds": before + t0.elapsed().as_secs_f64(), "attempts": attempts + 1, "done": done, "measured_at": crate::util::utc_now() });
         let stop = std::sync::atomic::AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -330,7 +341,7 @@ fn run_stages(c: &ExperimentConfig, dir: &Path, row: Option<&str>, rerun_rest: &
                 }
             });
             let _ = pulse_eval::write_atomic(&partial, record(false).to_string().as_bytes());
-            let r = st.cli(quiet).and_then(|cli| crate::run(cli).with_context(|| format!("stage {}", st.name)));
+            let r = st.check().and_then(|()| runner.run(&st.run, quiet).with_context(|| format!("stage {}", st.name)));
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             r
         });
@@ -493,7 +504,9 @@ fn default_bootstrap() -> usize {
     1000
 }
 
-pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
+/// Reads and checks an experiment config (every stage's command through `runner`), one-line errors
+/// naming the file.
+pub fn load_config(path: &Path, runner: &dyn StageRunner) -> Result<ExperimentConfig> {
     let c: ExperimentConfig = read_toml(path)?;
     c.sasrec.validate()?;
     c.pulse_ts.sasrec_for_text(&c.sasrec).with_context(|| path.display().to_string())?;
@@ -518,10 +531,10 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
             }
             for p in &h.parts {
                 let k = parse_model(p).with_context(|| format!("{}: [hybrid] parts", path.display()))?;
-                if matches!(k, crate::args::ModelArg::Slm) {
+                if matches!(k, crate::opts::ModelArg::Slm) {
                     bail!("{}: [hybrid] parts: the SLM cannot score a whole catalogue", path.display());
                 }
-                if c.train_data.is_some() && !text_only(k) && !matches!(k, crate::args::ModelArg::Pop) {
+                if c.train_data.is_some() && !text_only(k) && !matches!(k, crate::opts::ModelArg::Pop) {
                     bail!("{}: [hybrid] parts: {p} cannot rank another domain (with train_data: text, pulse-ts-text, content, lexical, pop)", path.display());
                 }
             }
@@ -542,7 +555,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
         if let Some(p) = sl.protocols.iter().flatten().find(|p| !c.protocols.contains(p)) {
             bail!("{}: [slm] protocols: {p} is not one of the experiment's protocols {:?}", path.display(), c.protocols);
         }
-        let f: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
+        let f: crate::sft::SftFile = read_toml(&sl.sft)?;
         f.validate().with_context(|| sl.sft.display().to_string())?;
         sl.rank.validate().with_context(|| format!("{}: [slm.rank]", path.display()))?;
     }
@@ -557,7 +570,7 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
         if st.name.is_empty() || !st.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') || !names.insert(&st.name) {
             bail!("{}: stage names must be distinct [A-Za-z0-9_-]+ (got {:?})", path.display(), st.name);
         }
-        st.cli(false).with_context(|| path.display().to_string())?;
+        st.check().and_then(|()| runner.check(&st.run).with_context(|| format!("stage {}", st.name))).with_context(|| path.display().to_string())?;
     }
     if let Some(sn) = &c.snapshot {
         if sn.every_seconds == 0 {
@@ -576,8 +589,13 @@ pub fn load_config(path: &Path) -> Result<ExperimentConfig> {
     Ok(c)
 }
 
-pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
-    let c = load_config(config)?;
+/// Runs the experiment `config` into `results/<name>/` (stages through `runner`), skipping rows already
+/// there with the same resolved config; returns the table (also written as `table.md`). The table's
+/// wall times say which rows this call measured and which it reused, with the date they were measured.
+pub fn run(config: &Path, results: &Path, runner: &dyn StageRunner, quiet: bool) -> Result<String> {
+    let started = std::time::SystemTime::now();
+    let t0 = std::time::Instant::now();
+    let c = load_config(config, runner)?;
     let dir = results.join(&c.name);
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let resolved = serde_json::to_string_pretty(&c)?;
@@ -586,7 +604,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
         sn.restore()?;
     }
     let mut rerun_stages = false;
-    run_stages(&c, &dir, None, &mut rerun_stages, quiet)?;
+    run_stages(&c, &dir, None, &mut rerun_stages, runner, quiet)?;
     let l = load_data(&c.data)?;
     let train = c.train_data.as_ref().map(load_data).transpose()?;
     let train_name = train.as_ref().map(|t| t.ds.name.clone());
@@ -594,7 +612,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
     let mut rows: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     // table.md is rewritten after every model, so a long run that stops shows the rows it has
     let write_table = |rows: &BTreeMap<(String, String), PathBuf>| -> Result<String> {
-        let table = render_table(&c, rows, &dir)?;
+        let table = render_table(&c, rows, &dir, Some(started))?;
         pulse_eval::write_atomic(&dir.join("table.md"), table.as_bytes())?;
         Ok(table)
     };
@@ -604,7 +622,7 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
         if i > 0 {
             write_table(&rows)?;
         }
-        run_stages(&c, &dir, Some(m), &mut rerun_stages, quiet)?;
+        run_stages(&c, &dir, Some(m), &mut rerun_stages, runner, quiet)?;
         if let Some(var) = slm_row(m) {
             slm_rows(&c, &l, &dir, m, var, &mut rows, quiet)?;
             continue;
@@ -637,8 +655,9 @@ pub fn run(config: &Path, results: &Path, quiet: bool) -> Result<()> {
             write_outputs(&out, &o, t)?;
         }
     }
-    print!("{}", write_table(&rows)?);
-    Ok(())
+    let mut table = write_table(&rows)?;
+    let _ = writeln!(table, "\nThis run: {:.0} s wall time, results in {}.", t0.elapsed().as_secs_f64(), dir.display());
+    Ok(table)
 }
 
 /// The settings the `content` / `itemknn` rows and parts use: each grid's point, chosen on validation
@@ -715,8 +734,8 @@ fn tune_point<S: Copy + serde::Serialize + std::fmt::Debug>(
 
 /// A row's model: `content` / `itemknn` / `lexical` with the chosen settings, the others trained (checkpoints reused)
 /// or, cross-domain, trained on `source` and transferred.
-fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
-    use crate::args::ModelArg;
+fn row_model(kind: crate::opts::ModelArg, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
+    use crate::opts::ModelArg;
     // the chosen settings of the nothing-trained text models (content, lexical), in-domain or transferred
     let text_settings = if kind == ModelArg::Lexical { u.lexical.unwrap_or_default() } else { u.content };
     match (kind, source) {
@@ -731,7 +750,7 @@ fn row_model(kind: crate::args::ModelArg, l: &Loaded, source: Option<&Loaded>, c
 /// (checkpoints reused); cross-domain, `source` is where text models trained.
 fn hybrid_part(name: &str, l: &Loaded, source: Option<&Loaded>, c: &ExperimentConfig, u: &Untrained, quiet: bool) -> Result<Trained> {
     let kind = parse_model(name)?;
-    if matches!(kind, crate::args::ModelArg::Pop) {
+    if matches!(kind, crate::opts::ModelArg::Pop) {
         return Ok(Trained {
             model: Box::new(pulse_baselines::Pop::fit(&l.split).log_scaled()),
             config: serde_json::json!({}),
@@ -892,11 +911,11 @@ fn fused_rows(
     // the weight: validation lists of the hybrid's tuning domain, users after the hybrid's own
     let t0 = std::time::Instant::now();
     let tl = b.third.as_ref().unwrap_or(train.unwrap_or(l));
-    let users = crate::commands::sample_users_after(tl, h.tune_users, rr.tune_users, c.seed)?;
+    let users = crate::eval::sample_users_after(tl, h.tune_users, rr.tune_users, c.seed)?;
     let tune_slm = slm_ranker(tl, &sl.model, adapter_path, sl.rank.clone())?;
     let report = {
         let slm = &tune_slm;
-        let pb = crate::progress(quiet, 2 * users.len() as u64, &format!("tune {m}"));
+        let pb = crate::util::progress(quiet, 2 * users.len() as u64, &format!("tune {m}"));
         let parts: [&dyn pulse_eval::Recommender; 2] = [b.tune.as_ref(), slm.model.as_ref()];
         let mut report = pulse_eval::hybrid::tune_lists(&parts, &tl.split, &users, rr.tune_candidates, rr.grid_step, c.seed, &mut |name, done| {
             pb.set_position((if name == "hybrid" { 0 } else { users.len() } + done) as u64)
@@ -930,9 +949,9 @@ fn fused_rows(
 
 /// `pulse experiment CONFIG --train-adapter VARIANT`: the adapter of the config's rows of that variant,
 /// trained (or resumed / reused) with exactly the settings `run` would use, for scripts that rank with it
-/// elsewhere (scripts/two-stage-full.sh) and so must not copy those settings. Returns the adapter's path.
-pub fn train_adapter_only(config: &Path, v: pulse_sft::data::Variant, quiet: bool) -> Result<PathBuf> {
-    let c = load_config(config)?;
+/// elsewhere (research/scripts/two-stage-full.sh) and so must not copy those settings. Returns the adapter's path.
+pub fn train_adapter_only(config: &Path, v: pulse_sft::data::Variant, runner: &dyn StageRunner, quiet: bool) -> Result<PathBuf> {
+    let c = load_config(config, runner)?;
     let Some(sl) = c.slm.as_ref() else {
         bail!("{}: --train-adapter needs an [slm] section (its store, sft config and train_users)", config.display());
     };
@@ -946,21 +965,21 @@ pub fn train_adapter_only(config: &Path, v: pulse_sft::data::Variant, quiet: boo
 /// that shapes it, so in-domain and cross-domain tables share adapters.
 fn train_adapter(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant, quiet: bool) -> Result<(PathBuf, String)> {
     let (tl, file, out) = adapter_dir(c, sl, v)?;
-    let model = crate::args::ModelArgs::defaults(&sl.model);
-    let job = crate::sft_cmd::SftJob { variant: v, cfg: &file, store: &sl.store, model: &model, users: sl.train_users, seed: c.seed, out: &out, max_steps: None };
-    let line = crate::sft_cmd::run_sft(&tl, &job, quiet)?;
+    let model = crate::opts::ModelArgs::defaults(&sl.model);
+    let job = crate::sft::SftJob { variant: v, cfg: &file, store: &sl.store, model: &model, users: sl.train_users, seed: c.seed, out: &out, max_steps: None };
+    let line = crate::sft::run_sft(&tl, &job, quiet)?;
     tracing::info!("{line}");
     Ok((out.join("adapter.gguf"), out.display().to_string()))
 }
 
 /// Where a variant's adapter is trained: a folder named by everything that makes it (data, SFT settings,
 /// users, seed, store, model), so the same settings always land in the same folder.
-fn adapter_dir(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant) -> Result<(crate::commands::Loaded, crate::sft_cmd::SftFile, PathBuf)> {
+fn adapter_dir(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Variant) -> Result<(crate::eval::Loaded, crate::sft::SftFile, PathBuf)> {
     let spec = sl.train_data.clone().unwrap_or_else(|| c.data.clone());
-    let file: crate::sft_cmd::SftFile = read_toml(&sl.sft)?;
+    let file: crate::sft::SftFile = read_toml(&sl.sft)?;
     let key = serde_json::to_string(&serde_json::json!({ "data": spec, "sft": file, "users": sl.train_users, "seed": c.seed, "store": sl.store, "model": sl.model }))?;
     let tl = load_data(&spec)?;
-    let out = PathBuf::from("runs/sft").join(format!("{}-{}-{}", tl.ds.name, v.name(), crate::commands::short_hash(&key)));
+    let out = PathBuf::from("runs/sft").join(format!("{}-{}-{}", tl.ds.name, v.name(), crate::eval::short_hash(&key)));
     Ok((tl, file, out))
 }
 
@@ -968,7 +987,7 @@ fn adapter_dir(c: &ExperimentConfig, sl: &SlmSection, v: pulse_sft::data::Varian
 /// ranked by an adapter of the very same settings — the same folder name, ranking settings, experiment
 /// [slm] section and base GGUF; only the adapter's own hash, which needs the adapter, is not compared.
 /// Training is deterministic (a resumed run gives the identical adapter; a retrain on a later build follows
-/// the recorded loss curve to 3e-6 and ranks alike, scripts/retrain-check.sh), so retraining it only to
+/// the recorded loss curve to 3e-6 and ranks alike, research/scripts/retrain-check.sh), so retraining it only to
 /// compare that hash would spend the SFT's hour for nothing.
 fn kept_without_adapter(prev: &EvalReport, c: &ExperimentConfig, sl: &SlmSection, dir: &Path) -> Result<bool> {
     let m = &prev.config["model"];
@@ -1003,7 +1022,7 @@ fn slm_protocols(c: &ExperimentConfig, sl: &SlmSection, dir: &Path, m: &str, row
 #[allow(clippy::too_many_arguments)]
 fn slm_rows(
     c: &ExperimentConfig,
-    l: &crate::commands::Loaded,
+    l: &crate::eval::Loaded,
     dir: &Path,
     m: &str,
     var: Option<pulse_sft::data::Variant>,
@@ -1090,8 +1109,9 @@ fn same_model_config(prev: &EvalReport, model: &str, c: &ExperimentConfig, u: &U
 }
 
 /// Markdown table: one row per model, the headline metric of each protocol with its bootstrap 95% CI,
-/// then paired differences of each model against the first.
-pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path) -> Result<String> {
+/// then paired differences of each model against the first, then wall times. `since`: the start of the
+/// run rendering it — a row whose report is older was reused, not measured, and says so.
+pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path, since: Option<std::time::SystemTime>) -> Result<String> {
     let headline = |p: &str| -> &[&str] {
         match p {
             "full" => &["ndcg@10", "hr@10"],
@@ -1169,13 +1189,13 @@ pub fn render_table(c: &ExperimentConfig, rows: &BTreeMap<(String, String), Path
             let _ = writeln!(s, "| {} |", cells.join(" | "));
         }
     }
-    s.push_str(&wall_times(c, rows, dir)?);
+    s.push_str(&wall_times(c, rows, dir, since)?);
     Ok(s)
 }
 
 /// Wall time per stage on the machine that ran it: training (epochs + validation of the SASRec family; LoRA
 /// SFT of the SLM rows) and ranking per protocol, from each row's meta file.
-fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path) -> Result<String> {
+fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, dir: &Path, since: Option<std::time::SystemTime>) -> Result<String> {
     let mut s = String::new();
     if !c.stages.is_empty() {
         let _ = writeln!(s, "\nPipeline stages (wall time, summed over the runs an interruption split it into; s):\n");
@@ -1183,13 +1203,16 @@ fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, 
         for st in &c.stages {
             let f = dir.join("stages").join(format!("{}.json", st.name));
             let rec = std::fs::read(&f).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).unwrap_or_default();
-            let secs = rec["seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}"));
+            let mut secs = rec["seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}"));
+            if rec["seconds"].is_f64() && since.is_some_and(|t| !written_since(&f, t)) {
+                secs.push_str(&format!(" (reused, {})", measured_on(&f, &rec)));
+            }
             // markers written before runs were counted (only the finishing run's time): "–"
             let runs = rec["attempts"].as_u64().map_or("–".into(), |n| n.to_string());
             let _ = writeln!(s, "| {} | `pulse {}` | {secs} | {runs} |", st.name, st.run.join(" "));
         }
     }
-    let _ = writeln!(s, "\nWall time (s) on this machine: training, then ranking per protocol:\n");
+    let _ = writeln!(s, "\nWall time (s): training, then ranking per protocol (a reused row or checkpoint says when it was measured):\n");
     let _ = writeln!(s, "| model | training | {} |", c.protocols.join(" | "));
     let _ = writeln!(s, "|{}", "---|".repeat(c.protocols.len() + 2));
     for m in &c.models {
@@ -1202,14 +1225,46 @@ fn wall_times(c: &ExperimentConfig, rows: &BTreeMap<(String, String), PathBuf>, 
             };
             let f = path.with_extension("meta.json");
             let meta = read_json(&f)?;
-            cells.push(meta["eval_seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}")));
+            let reused = since.is_some_and(|t| !written_since(path, t));
+            let mut cell = meta["eval_seconds"].as_f64().map_or("–".into(), |v| format!("{v:.0}"));
+            if reused {
+                cell.push_str(&format!(" (reused, {})", measured_on(&f, &meta)));
+            }
+            cells.push(cell);
             let tr = &meta["model"]["train"];
             let sasrec = tr["epoch_seconds"].as_array().map(|e| e.iter().filter_map(|v| v.as_f64()).sum::<f64>() + tr["valid_seconds"].as_f64().unwrap_or(0.0));
-            train = train.or(sasrec).or(meta["model"]["sft"]["seconds"].as_f64()).or(meta["model"]["tune_seconds"].as_f64());
+            let recorded = sasrec.or(meta["model"]["sft"]["seconds"].as_f64()).or(meta["model"]["tune_seconds"].as_f64());
+            if train.is_none() {
+                train = recorded.map(|v| {
+                    let this_call = meta["model"]["train_seconds_this_call"].as_f64();
+                    match this_call {
+                        // the checkpoint was finished by an earlier run: its epochs were not timed now
+                        Some(t) if !reused && t < 0.5 * v => format!("{v:.0} (checkpoint reused; {t:.0} this run)"),
+                        _ if reused => format!("{v:.0} (reused, {})", measured_on(&f, &meta)),
+                        _ => format!("{v:.0}"),
+                    }
+                });
+            }
         }
-        let _ = writeln!(s, "| {m} | {} | {} |", train.map_or("–".into(), |v| format!("{v:.0}")), cells.join(" | "));
+        let _ = writeln!(s, "| {m} | {} | {} |", train.unwrap_or_else(|| "–".into()), cells.join(" | "));
     }
     Ok(s)
+}
+
+/// Whether `f` was (re)written at or after `t`.
+fn written_since(f: &Path, t: std::time::SystemTime) -> bool {
+    std::fs::metadata(f).and_then(|m| m.modified()).is_ok_and(|m| m >= t)
+}
+
+/// "measured YYYY-MM-DD" from a record's `measured_at`, else the record predates dated records.
+fn measured_on(f: &Path, rec: &serde_json::Value) -> String {
+    match rec["measured_at"].as_str() {
+        Some(d) => format!("measured {}", &d[..d.len().min(10)]),
+        None => {
+            tracing::debug!("{}: no measured_at", f.display());
+            "measured before dates were recorded".into()
+        }
+    }
 }
 
 #[cfg(test)]

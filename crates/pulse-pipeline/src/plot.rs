@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use pulse_data::Rng;
 
-use crate::args::PlotCmd;
-use crate::commands::{load_data, open_existing_store, DataSpec};
+use crate::eval::{load_data, DataSpec};
+use crate::util::open_existing_store;
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
@@ -54,8 +54,21 @@ fn domain_pairs(data: &Path, store: &Path, methods: &[String], users: usize, see
     Ok(Domain { name: l.ds.name.clone(), rationales, behaviours, by_method })
 }
 
-pub fn run(cmd: PlotCmd) -> Result<()> {
-    let PlotCmd::ThoughtSpace { space, encoder, domain, methods, users, seed, out } = cmd;
+/// What `pulse plot thought-space` draws: a trained space, its encoder, `DATA_DIR=STORE` domains, the
+/// rationale methods in order of preference, users sampled per domain, the seed and the PNG to write.
+pub struct ThoughtSpacePlot<'a> {
+    pub space: &'a Path,
+    pub encoder: &'a Path,
+    pub domain: &'a [String],
+    pub methods: &'a [String],
+    pub users: usize,
+    pub seed: u64,
+    pub out: &'a Path,
+}
+
+/// Draws the picture (PNG + JSON sidecar); returns the report line.
+pub fn thought_space(a: &ThoughtSpacePlot<'_>) -> Result<String> {
+    let ThoughtSpacePlot { space, encoder, domain, methods, users, seed, out } = *a;
     let specs: Vec<(PathBuf, PathBuf)> = domain
         .iter()
         .map(|d| {
@@ -139,6 +152,5 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
         })).collect::<Vec<_>>(),
     });
     pulse_eval::write_atomic(&out.with_extension("json"), serde_json::to_string_pretty(&side)?.as_bytes())?;
-    println!("{} → {}", domains.iter().map(|d| format!("{}: {} users", d.name, d.rationales.len())).collect::<Vec<_>>().join(", "), out.display());
-    Ok(())
+    Ok(format!("{} → {}", domains.iter().map(|d| format!("{}: {} users", d.name, d.rationales.len())).collect::<Vec<_>>().join(", "), out.display()))
 }

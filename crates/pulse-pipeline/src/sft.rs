@@ -1,8 +1,9 @@
 //! `pulse sft`: build the step-5 training texts for one variant, tokenize them exactly as the engine
 //! will, and LoRA-tune the SLM (resumable), writing the adapter in both formats and a summary.
-use crate::args::{SftArgs, VariantArg};
-use crate::commands::{load_data, open_existing_store, read_toml, DataSpec};
-use crate::slm_cmd::{load_engine, progress_bar};
+use crate::engine::load_engine;
+use crate::eval::{load_data, DataSpec, Loaded};
+use crate::opts::{ModelArgs, SftArgs, VariantArg};
+use crate::util::{open_existing_store, progress_bar, read_toml};
 use anyhow::{bail, Context, Result};
 use pulse_sft::data::{self, SftPrompt, Variant, SFT_PROMPT_VERSION};
 use pulse_sft::{Llama, TrainConfig, TrainOptions};
@@ -61,7 +62,7 @@ pub struct SftJob<'a> {
     pub variant: Variant,
     pub cfg: &'a SftFile,
     pub store: &'a std::path::Path,
-    pub model: &'a crate::args::ModelArgs,
+    pub model: &'a ModelArgs,
     pub users: usize,
     pub seed: u64,
     pub out: &'a std::path::Path,
@@ -78,24 +79,22 @@ impl SftFile {
     }
 }
 
-pub fn sft(a: SftArgs, quiet: bool) -> Result<()> {
+/// `pulse sft`: the config checked, then [`run_sft`] on the data; returns the report line.
+pub fn sft(a: &SftArgs, quiet: bool) -> Result<String> {
     let cfg: SftFile = a.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.validate()?;
     if a.users == 0 {
         // a config check: everything above passed, nothing is trained or written
-        println!("sft {}: config ok, 0 users asked", variant(a.variant).name());
-        return Ok(());
+        return Ok(format!("sft {}: config ok, 0 users asked", variant(a.variant).name()));
     }
     let l = load_data(&DataSpec::from(&a.data))?;
     let job = SftJob { variant: variant(a.variant), cfg: &cfg, store: &a.store, model: &a.model, users: a.users, seed: a.seed, out: &a.out, max_steps: a.max_steps };
-    let line = run_sft(&l, &job, quiet)?;
-    println!("{line}");
-    Ok(())
+    run_sft(&l, &job, quiet)
 }
 
 /// Builds the texts, tokenizes them, trains (resuming what `out` holds) and writes the adapter (both
 /// formats, once finished), `examples.jsonl` and `summary.json`; returns a one-line report.
-pub fn run_sft(l: &crate::commands::Loaded, j: &SftJob<'_>, quiet: bool) -> Result<String> {
+pub fn run_sft(l: &Loaded, j: &SftJob<'_>, quiet: bool) -> Result<String> {
     let (cfg, v) = (j.cfg, j.variant);
     let a = j;
     let mut methods: Vec<String> = cfg.require.clone();

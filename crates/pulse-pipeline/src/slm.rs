@@ -1,125 +1,18 @@
-//! `pulse slm …` and `pulse rationales …`: thin glue over pulse-slm and pulse-rationale.
+//! PULSE steps 2–4 as library calls: initial rationales into the store (pulse-rationale), the Thought
+//! Space (pulse-thought) and Tree-of-Thought refinement (pulse-tot). Each returns the report line the
+//! binary prints.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use pulse_rationale::{RationaleConfig, RunOptions, Store};
-use pulse_slm::{ChatMessage, EngineOptions, GenRequest, Generator, LlamaEngine, Prompt, SamplingParams, Weights};
 
-use crate::args::{ExportFormat, ModelArgs, WeightsArg, RationalesCmd, RationalesRun, SamplingArgs, SlmCmd};
-use crate::commands::{load_data, open_existing_store, read_toml, DataSpec};
+use crate::engine::load_engine;
+use crate::eval::{load_data, DataSpec, Loaded};
+use crate::opts::{RationaleSource, RationalesRun, ScoreArg, TotArgs};
+use crate::util::{open_existing_store, progress_bar, read_toml};
 
-/// Load the model; the default weights are fetched first when missing.
-pub fn load_engine(m: &ModelArgs) -> Result<LlamaEngine> {
-    ensure_default_weights(&m.model)?;
-    let weights = match m.weights {
-        WeightsArg::F16 => Weights::F16,
-        WeightsArg::Native => Weights::Native,
-    };
-    let opts = EngineOptions {
-        weights,
-        threads: m.threads,
-        max_seqs: m.batch,
-        n_batch: 512,
-        ctx_per_seq: m.ctx,
-        prefix_cache_bytes: m.prefix_cache_mb << 20,
-    };
-    let t = Instant::now();
-    let e = LlamaEngine::load(&m.model, opts)?;
-    let rt = if e.model().runtime.is_empty() { "as stored".to_string() } else { e.model().runtime.clone() };
-    tracing::info!("{} ({}, sha256 {}…, weights {rt}) loaded in {:.1}s", e.model().name, e.model().arch, &e.model().sha256[..12], t.elapsed().as_secs_f64());
-    Ok(e)
-}
-
-fn ensure_default_weights(model: &Path) -> Result<()> {
-    if model.exists() || model != Path::new(pulse_slm::DEFAULT_MODEL) {
-        return Ok(());
-    }
-    let script = Path::new("scripts/fetch_models.sh");
-    if !script.exists() {
-        bail!("{}: missing; fetch it with scripts/fetch_models.sh from the pulse checkout", model.display());
-    }
-    tracing::info!("{} missing: running {}", model.display(), script.display());
-    let st = std::process::Command::new("bash").arg(script).status().context("running scripts/fetch_models.sh")?;
-    if !st.success() {
-        bail!("scripts/fetch_models.sh failed ({st}); the default model is still missing");
-    }
-    Ok(())
-}
-
-fn sampling(s: &SamplingArgs) -> SamplingParams {
-    SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, max_tokens: s.max_tokens, stop: s.stop.clone(), ignore_eos: false, no_repeat_ngram: s.no_repeat_ngram, repeat_penalty: s.repeat_penalty }
-}
-
-pub fn slm(cmd: SlmCmd) -> Result<()> {
-    match cmd {
-        SlmCmd::Tokenize { model, chat, text } => {
-            let e = load_engine(&model)?;
-            let ids = if chat {
-                let rendered = e.render(&Prompt::Chat(vec![ChatMessage::user(text)]))?;
-                e.tokenize(&rendered, e.add_bos())
-            } else {
-                e.tokenize(&text, e.add_bos())
-            };
-            println!("{}", serde_json::to_string(&ids)?);
-        }
-        SlmCmd::Generate { model, sampling: s, system, n, seed, json, prompt } => {
-            let mut e = load_engine(&model)?;
-            let mut msgs = Vec::new();
-            if let Some(sys) = system {
-                msgs.push(ChatMessage::system(sys));
-            }
-            msgs.push(ChatMessage::user(prompt));
-            let req = GenRequest { prompt: Prompt::Chat(msgs), n, seed, params: sampling(&s) };
-            let t = Instant::now();
-            let out = e.generate_all(std::slice::from_ref(&req))?;
-            let secs = t.elapsed().as_secs_f64();
-            for g in &out[0] {
-                if json {
-                    println!("{}", serde_json::to_string(g)?);
-                } else {
-                    println!("{}", g.text);
-                }
-            }
-            let toks: usize = out[0].iter().map(|g| g.new_tokens).sum();
-            tracing::info!("{toks} new tokens in {secs:.2}s ({:.1} tok/s incl. prompt)", toks as f64 / secs);
-        }
-        SlmCmd::Bench { model, prompt, seqs, new_tokens, reps } => {
-            let text = std::fs::read_to_string(&prompt).with_context(|| format!("{}: cannot read", prompt.display()))?;
-            let mut e = load_engine(&model)?;
-            let threads = e.options().threads;
-            let bw = pulse_slm::bench::read_bandwidth_gbs(threads);
-            // Bytes read per decoded token: the weights as executed (the f16 copy is 2.8× the Q4_1 file).
-            let bytes = e.weight_bytes() as f64;
-            println!(
-                "{}",
-                serde_json::json!({"engine": "pulse", "weights": e.model().runtime, "bandwidth_gbs": bw, "weight_bytes": bytes,
-                    "decode_bound_tps": bw * 1e9 / bytes, "threads": threads})
-            );
-            for b in seqs {
-                let mut row = pulse_slm::bench::throughput(&mut e, &text, b, new_tokens, reps)?;
-                row.engine = if e.model().runtime.is_empty() { "pulse".into() } else { format!("pulse ({})", e.model().runtime) };
-                println!("{}", serde_json::to_string(&row)?);
-            }
-        }
-        SlmCmd::Score { model, prompt, candidates } => {
-            let mut e = load_engine(&model)?;
-            let ll = e.score(&Prompt::Raw(prompt), &candidates)?;
-            for (c, l) in candidates.iter().zip(&ll) {
-                println!("{:.4}\t{:.4}\t{}\t{}", l.sum, l.mean, l.tokens, c);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A progress bar (hidden with --quiet) for a generation stage.
-pub fn progress_bar(quiet: bool, template: &str) -> indicatif::ProgressBar {
-    let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
-    pb.set_style(indicatif::ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
-    pb
-}
 
 /// Reports a generation stage's progress (users done, prompt / generated tokens per second) to `pb`.
 fn report_to(pb: &indicatif::ProgressBar) -> impl FnMut(&pulse_rationale::Progress) + '_ {
@@ -132,18 +25,9 @@ fn report_to(pb: &indicatif::ProgressBar) -> impl FnMut(&pulse_rationale::Progre
     }
 }
 
-pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -> Result<()> {
-    match cmd {
-        Some(RationalesCmd::Export { store, format: ExportFormat::Jsonl, method, out }) => {
-            return export(&store, method.as_deref(), out.as_deref());
-        }
-        Some(RationalesCmd::Import { from, store }) => {
-            let n = import(&from, &store)?;
-            println!("{}: {} rationales read, {} new → {}", from.display(), n.read, n.inserted, store.display());
-            return Ok(());
-        }
-        None => {}
-    }
+/// `pulse rationales`: an initial rationale for each user's last training choice into the store
+/// (resumable); returns the report line.
+pub fn rationales(run: &RationalesRun, quiet: bool) -> Result<String> {
     let cfg: RationaleConfig = run.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.sampling.validate()?;
     let l = load_data(&DataSpec::from(&run.data))?;
@@ -154,7 +38,7 @@ pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -
     let summary = pulse_rationale::run(&mut engine, &l.ds, &l.split, &cfg, &opts, &store, &mut report_to(&pb))?;
     pb.finish_and_clear();
     let failed = summary.status.get("raw").copied().unwrap_or(0);
-    println!(
+    let line = format!(
         "{}: {} users asked, {} already stored, {} generated ({} parse failures, {:.1}%), {} prompt + {} new tokens in {:.1}s → {}",
         summary.dataset,
         summary.requested,
@@ -172,7 +56,7 @@ pub fn rationales(cmd: Option<RationalesCmd>, run: RationalesRun, quiet: bool) -
         let v = serde_json::json!({ "summary": summary, "config": cfg, "store": run.store, "data": l.spec });
         pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
-    Ok(())
+    Ok(line)
 }
 
 /// `rationales import`: all or nothing; a store this call created is removed again when the file is bad.
@@ -196,7 +80,8 @@ pub fn export_to(st: &Store, method: Option<&str>, out: &Path) -> Result<usize> 
     Ok(n)
 }
 
-fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> {
+/// `rationales export`: the store (optionally one method) as JSON lines, to `out` or to stdout.
+pub fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> {
     let st = open_existing_store(store)?;
     match out {
         None => {
@@ -213,19 +98,9 @@ fn export(store: &Path, method: Option<&str>, out: Option<&Path>) -> Result<()> 
 }
 
 
-pub fn thought(cmd: crate::args::ThoughtCmd) -> Result<()> {
-    use crate::args::ThoughtCmd;
-    match cmd {
-        ThoughtCmd::Train { src, config, holdout, seed, out } => thought_train(&src, config.as_deref(), holdout, seed, &out),
-        ThoughtCmd::Eval { src, space, negatives, heldout, seed, out } => {
-            thought_eval(&src, &space, negatives, heldout, seed, out.as_deref())
-        }
-    }
-}
-
 /// `pulse thought train`: the space, its report and held-out choices under `out`; one line per measure.
-fn thought_train(src: &crate::args::RationaleSource, config: Option<&Path>, holdout: usize, seed: u64, out: &Path) -> Result<()> {
-    let crate::args::RationaleSource { data, store, method, encoder } = src;
+pub fn thought_train(src: &RationaleSource, config: Option<&Path>, holdout: usize, seed: u64, out: &Path) -> Result<Vec<String>> {
+    let RationaleSource { data, store, method, encoder } = src;
     let cfg: pulse_thought::SpaceConfig = config.map(read_toml).transpose()?.unwrap_or_default();
     let st = open_existing_store(store)?;
     let l = load_data(&DataSpec::from(data))?;
@@ -235,13 +110,14 @@ fn thought_train(src: &crate::args::RationaleSource, config: Option<&Path>, hold
     let (space, report) =
         pulse_thought::train::train_from_store(&st, method, &l.ds, &enc, &mut cache, &cfg, holdout, seed)?;
     pulse_thought::train::save(&space, &report, out)?;
+    let mut lines = Vec::new();
     if let (Some(u), Some(t)) = (report.item_untrained, report.item_trained) {
-        println!(
+        lines.push(format!(
             "{}: which item, among {} with the same history: R@1 untrained {:.3} → trained {:.3}; MRR {:.3} → {:.3}",
             report.dataset, t.pool, u.r_at_1, t.r_at_1, u.mrr, t.mrr
-        );
+        ));
     }
-    println!(
+    lines.push(format!(
         "{}: {} training pairs, {} held out; rationale↔behaviour R@1 (1 of {}): untrained {:.3} → trained {:.3}; MRR {:.3} → {:.3} ({:.0}s) → {}",
         report.dataset,
         report.pairs_train,
@@ -253,21 +129,21 @@ fn thought_train(src: &crate::args::RationaleSource, config: Option<&Path>, hold
         report.trained.mrr,
         report.seconds,
         out.display()
-    );
-    Ok(())
+    ));
+    Ok(lines)
 }
 
 /// `pulse thought eval`: a trained space measured on a store's rationales; one line on stdout, the report
 /// also as JSON with --out (written whole or not at all).
-fn thought_eval(
-    src: &crate::args::RationaleSource,
+pub fn thought_eval(
+    src: &RationaleSource,
     space_dir: &Path,
     negatives: usize,
     heldout: bool,
     seed: u64,
     out: Option<&Path>,
-) -> Result<()> {
-    let crate::args::RationaleSource { data, store, method, encoder } = src;
+) -> Result<String> {
+    let RationaleSource { data, store, method, encoder } = src;
     let st = open_existing_store(store)?;
     if !space_dir.join("space.safetensors").is_file() {
         bail!("{}: no space.safetensors (train one with `pulse thought train --out`)", space_dir.display());
@@ -285,7 +161,7 @@ fn thought_eval(
         (Some(f), Some(s)) => format!("; which item R@1 (1 of {}): frozen {:.3}, space {:.3}, MRR {:.3}, {:.3}", s.pool, f.r_at_1, s.r_at_1, f.mrr, s.mrr),
         _ => String::new(),
     };
-    println!(
+    Ok(format!(
         "{} {} ({} pairs{}): rationale↔behaviour R@1 (1 of {}): frozen {:.3}, space {:.3}, MRR {:.3}, {:.3}{item}",
         r.dataset,
         r.method,
@@ -296,18 +172,19 @@ fn thought_eval(
         r.space.r_at_1,
         r.frozen.mrr,
         r.space.mrr
-    );
-    Ok(())
+    ))
 }
 
-pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
+/// `pulse tot`: Tree-of-Thought refinement of each training choice's rationale into the store
+/// (resumable); returns the report line.
+pub fn tot(a: &TotArgs, quiet: bool) -> Result<String> {
     use pulse_tot::{LikelihoodScorer, Scoring, SpaceScorer, TotConfig};
     let cfg: TotConfig = a.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cfg.validate()?;
-    let sasrec_cfg = crate::commands::sasrec_config(a.sasrec.as_deref(), None, None)?;
+    let sasrec_cfg = crate::eval::sasrec_config(a.sasrec.as_deref(), None, None)?;
     let scoring = match a.score {
-        crate::args::ScoreArg::Space => Scoring::Space,
-        crate::args::ScoreArg::Likelihood => Scoring::Likelihood,
+        ScoreArg::Space => Scoring::Space,
+        ScoreArg::Likelihood => Scoring::Likelihood,
     };
     // Check every input before the slow parts.
     if let Err(e) = cfg.check_judge(scoring) {
@@ -346,7 +223,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
     let opts = pulse_tot::RunOptions { seed: a.seed, users: a.users };
     let summary = pulse_tot::run(&mut engine, scorer, &l.ds, &l.split, &neighbours, &cfg, scoring, &opts, &store, &mut report_to(&pb))?;
     pb.finish_and_clear();
-    println!(
+    let line = format!(
         "{}: {} users asked, {} already stored, {} refined ({}; mean chain score {:.4}); {} thoughts ({} hit the token limit), {} prompt + {} new tokens in {:.1}s → {}",
         summary.dataset,
         summary.requested,
@@ -366,7 +243,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
         let v = serde_json::json!({ "summary": summary, "config": cfg, "similar_sasrec": sasrec_cfg, "store": a.store, "space": space_dir, "data": l.spec });
         pulse_eval::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
-    Ok(())
+    Ok(line)
 }
 
 /// Method step 1: each training choice's most similar users by cosine of SASRec user representations
@@ -375,7 +252,7 @@ pub fn tot(a: crate::args::TotArgs, quiet: bool) -> Result<()> {
 /// checkpoint and its code version, list sizes) matches and it has every one of them; otherwise they are computed and the file
 /// is (re)written.
 fn similar_users(
-    l: &crate::commands::Loaded,
+    l: &Loaded,
     cfg: &pulse_tot::TotConfig,
     sasrec_cfg: &pulse_baselines::sasrec::SasRecConfig,
     users: Option<usize>,
@@ -385,7 +262,7 @@ fn similar_users(
     if cfg.similar_users == 0 {
         return Ok(Default::default());
     }
-    let dir = crate::commands::default_checkpoint_dir(l, sasrec_cfg, 42);
+    let dir = crate::eval::default_checkpoint_dir(l, sasrec_cfg, 42);
     let (choices, _) = pulse_rationale::training_choices(&l.split);
     let wanted = &choices[..users.map_or(choices.len(), |n| n.min(choices.len()))];
     let key = serde_json::json!({
@@ -430,7 +307,7 @@ fn similar_users(
 
 /// The cached lists when `p` has `key` and every wanted user; `None` when it is for something else.
 fn read_neighbours(
-    l: &crate::commands::Loaded,
+    l: &Loaded,
     p: &Path,
     key: &serde_json::Value,
     wanted: &[pulse_rationale::Choice],

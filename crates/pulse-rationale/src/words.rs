@@ -1,5 +1,5 @@
 //! Content words, and how much of an item's title a text restates: one definition for the SFT title
-//! mask (`pulse_sft::data::mask_title`), ToT's title penalty and `scripts/rationale_overlap.py` (which reads
+//! mask (`pulse_sft::data::mask_title`), ToT's title penalty and `research/scripts/rationale_overlap.py` (which reads
 //! the stop list below from this file).
 
 use std::collections::HashSet;
