@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The rationales stage's slices (`pulse rationales --slice`): what they cost and what they buy. Run it alone.
 #   1. speed: the first USERS users (default 256) of the bundled Luxury Beauty data with the method's
-#      settings (configs/rationales-luxury-beauty.toml), once per slice size in SLICES (default "256 128 32"),
+#      settings (configs/stages/rationales-luxury-beauty.toml), once per slice size in SLICES (default "256 128 32"),
 #      each into a fresh store: seconds, seconds per user, new tokens per second, ratio to one slice.
 #   2. replay: REPLAY users (default 48) in one run against the same command cut in two (REPLAY/2 users,
 #      then REPLAY: what a kill and a resume do), with slices of REPLAY/2 and with one slice of REPLAY:
@@ -19,7 +19,7 @@ cargo build --release --quiet --bin pulse
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 run() { # store users slice [summary]
-  ./target/release/pulse -q rationales --config configs/rationales-luxury-beauty.toml --seed 42 \
+  ./target/release/pulse -q rationales --config configs/stages/rationales-luxury-beauty.toml --seed 42 \
     --store "$1" --users "$2" --slice "$3" ${4:+--summary "$4"} >/dev/null
 }
 for s in $slices; do
@@ -57,5 +57,5 @@ if replay > 0:
         print(f"| {s} | {len(a)} | {sum(a[k] != b[k] for k in a)} |")
     print()
 print(f"From `bash bench/rationales/slice.sh` (USERS={users}, SLICES=\"{' '.join(map(str, slices))}\", REPLAY={replay}; "
-      "configs/rationales-luxury-beauty.toml, seed 42, engine batch 32).")
+      "configs/stages/rationales-luxury-beauty.toml, seed 42, engine batch 32).")
 PY

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # LoRA SFT speed on this machine: a few optimizer steps of `pulse sft` (SmolLM2-135M, method settings from
-# configs/sft-luxury-beauty.toml, PULSE variant on the bundled data) in a fresh folder, then a table of
+# configs/stages/sft-luxury-beauty.toml, PULSE variant on the bundled data) in a fresh folder, then a table of
 # seconds per step / per example and tokens per second (forward + backward + AdamW). Run it alone.
 #   STEPS=3 bash bench/sft/run.sh [STORE]      → results/bench-sft/table.md
 set -euo pipefail
@@ -11,7 +11,7 @@ bash scripts/fetch_models.sh >/dev/null
 cargo build --release --quiet --bin pulse
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-./target/release/pulse -q sft --variant pulse --store "$store" --config configs/sft-luxury-beauty.toml \
+./target/release/pulse -q sft --variant pulse --store "$store" --config configs/stages/sft-luxury-beauty.toml \
   --users 500 --seed 42 --out "$tmp" --max-steps "$steps" >/dev/null
 mkdir -p results/bench-sft
 python3 - "$tmp/summary.json" <<'PY' | tee results/bench-sft/table.md

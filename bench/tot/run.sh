@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tree-of-Thought speed on this machine: the same 32 Luxury Beauty users refined twice by `pulse tot` (method
-# settings from configs/tot-luxury-beauty.toml, judged by the committed Thought Space), once with the
+# settings from configs/stages/tot-luxury-beauty.toml, judged by the committed Thought Space), once with the
 # prompt-prefix KV cache off (--prefix-cache-mb 0: every node's prompt is computed in full) and once with
 # the default cache (a user's prompt is computed once; deeper nodes compute only their chain). Each run
 # writes into its own copy of the store, so neither finds rows to skip. Run it alone (2 cores).
@@ -17,7 +17,7 @@ mkdir -p results/bench-tot
 for mb in 0 1024; do
   cp "$store" "$tmp/store-$mb.sqlite"
   ./target/release/pulse -q tot --store "$tmp/store-$mb.sqlite" --space results/thought-luxury-beauty \
-    --config configs/tot-luxury-beauty.toml --users "$users" --seed 7 --prefix-cache-mb "$mb" \
+    --config configs/stages/tot-luxury-beauty.toml --users "$users" --seed 7 --prefix-cache-mb "$mb" \
     --summary "results/bench-tot/cache-$mb.json" >/dev/null
 done
 python3 - results/bench-tot/cache-0.json results/bench-tot/cache-1024.json <<'PY' | tee results/bench-tot/table.md
