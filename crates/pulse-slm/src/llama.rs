@@ -350,9 +350,22 @@ impl LlamaEngine {
     pub fn prefix_stats(&self) -> PrefixStats {
         self.prefix_cache.lock().unwrap_or_else(|e| e.into_inner()).stats
     }
+    /// Resizes the prompt-prefix cache (0 = off: nothing is looked up, stored or restored) and empties it.
+    /// Speed only, like every [`EngineOptions`] field but `weights`; `pulse slm bench` turns the cache off to
+    /// time prompt processing, so no prompt token is restored instead of computed.
+    pub fn set_prefix_cache_bytes(&mut self, bytes: usize) {
+        self.opts.prefix_cache_bytes = bytes;
+        let cache = self.prefix_cache.get_mut().unwrap_or_else(|e| e.into_inner());
+        cache.limit = bytes;
+        cache.clear();
+    }
     /// Bytes of weights as executed (what one decode step reads).
     pub fn weight_bytes(&self) -> u64 {
         self.model.size()
+    }
+    /// Parameter count of the model (what the FLOPs of a token scale with: ~2 per parameter).
+    pub fn n_params(&self) -> u64 {
+        self.model.n_params()
     }
 
     /// Whether prompts start with a BOS token for this model.

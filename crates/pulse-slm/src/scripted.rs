@@ -14,6 +14,8 @@ pub struct Scripted {
     /// How many requests each `generate` call carried, and how often `reset` was called, in one log:
     /// `None` for a reset, `Some(n)` for a call (for assertions on how a stage groups its work).
     pub calls: Vec<Option<usize>>,
+    /// What `bench::BenchTarget` reports as the prompt-prefix cache size (there is no cache; 0 by default).
+    pub prefix_cache_bytes: usize,
 }
 
 impl Scripted {
@@ -24,6 +26,7 @@ impl Scripted {
             answer: Box::new(answer),
             seen: Vec::new(),
             calls: Vec::new(),
+            prefix_cache_bytes: 0,
         }
     }
 }

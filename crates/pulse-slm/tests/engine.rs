@@ -316,3 +316,61 @@ fn engines_loaded_in_parallel_share_one_f16_conversion() {
     let cache: Vec<_> = std::fs::read_dir(dir.path().join(".pulse-cache")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(cache.len(), 1, "one f16 copy, no leftover part files: {cache:?}");
 }
+
+fn bench_prompt() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/slm/prompt.txt");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `pulse slm bench` times prompt processing on prompts that share no prefix in the real tokenizer's ids:
+/// the same token count, a different first token (only BOS, where the model adds one, is common), so there
+/// is no KV state to reuse. The fingerprint is the one bench/llama/llama_cpp_bench.py computes with
+/// llama.cpp's own tokenizer (llama-cpp-python 0.3.36) for the same 32 rotations.
+#[test]
+fn bench_prompts_share_no_prefix_in_the_real_tokens() {
+    let e = engine();
+    let text = bench_prompt();
+    let prompts = pulse_slm::bench::distinct_prompts(&text, 32, &|t| Ok(e.tokenize(t, false))).unwrap();
+    let toks: Vec<Vec<u32>> = prompts.iter().map(|p| e.prompt_tokens(&Prompt::Raw(p.clone())).unwrap()).collect();
+    let want = e.prompt_tokens(&Prompt::Raw(text.clone())).unwrap().len();
+    let bos = usize::from(e.add_bos());
+    for (i, t) in toks.iter().enumerate() {
+        assert_eq!(t.len(), want, "prompt {i}");
+        for (j, u) in toks[..i].iter().enumerate() {
+            let shared = t.iter().zip(u).take_while(|(a, b)| a == b).count();
+            assert_eq!(shared, bos, "prompts {j} and {i} share {shared} leading tokens");
+        }
+    }
+    assert_eq!(pulse_slm::bench::prompts_fingerprint(&prompts), BENCH_PROMPTS_SHA256);
+}
+const BENCH_PROMPTS_SHA256: &str = "59ddac1e005ba100";
+
+/// No prompt token is restored while prompt processing or decode is timed, even on an engine whose prefix
+/// cache is on (the default): the engine's own counters show every prompt token computed there, and the
+/// only restores are the cache-hit row's. The old bench (the same prompt for every sequence, cache on,
+/// best of two) timed restores as prompt processing.
+#[test]
+fn bench_computes_every_timed_prompt_token_and_reports_cache_hits_apart() {
+    let mut e = engine();
+    let text = bench_prompt();
+    let cache = e.options().prefix_cache_bytes;
+    assert!(cache > 0, "the shared engine has the default cache on");
+    let before = e.prefix_stats();
+    let (seqs, new, reps) = (3usize, 2usize, 2usize);
+    let row = pulse_slm::bench::throughput(&mut *e, &text, seqs, new, reps).unwrap();
+    let after = e.prefix_stats();
+    let p = row.prompt_tokens;
+    assert_eq!(p, e.prompt_tokens(&Prompt::Raw(text)).unwrap().len());
+    assert_eq!(row.prompt_tokens_computed, seqs * p);
+    // Cache hits: each of the seqs prompts restores all but its last token, in each timed repetition.
+    assert_eq!(row.cache_hit_tokens_computed, seqs);
+    assert_eq!(after.hits - before.hits, (reps * seqs) as u64);
+    assert_eq!(after.reused_tokens - before.reused_tokens, (reps * seqs * (p - 1)) as u64);
+    // Computed: distinct prompts (reps × seqs × p), decode's shared prefill (reps × p), the untimed
+    // cache fill (seqs × p), the cache hits' last tokens (reps × seqs).
+    assert_eq!(after.prefilled_tokens - before.prefilled_tokens, (reps * seqs * p + reps * p + seqs * p + reps * seqs) as u64);
+    let hit = row.cache_hit_tps.expect("the cache is on");
+    assert!(hit > 5.0 * row.prompt_tps, "cache hits {hit:.0} tok/s vs computed {:.0} tok/s", row.prompt_tps);
+    assert!(row.decode_tps > 0.0 && row.params > 100_000_000, "{row:?}");
+    assert_eq!(e.options().prefix_cache_bytes, cache, "the cache size is given back");
+}
