@@ -447,7 +447,7 @@ fn align_fingerprint(align: &std::collections::HashMap<usize, Vec<f32>>) -> Stri
 }
 
 /// Trains (or resumes / reuses) a text-based SASRec: the model, its config and what to record.
-fn train_text_model(
+pub fn train_text_model(
     kind: ModelArg,
     l: &Loaded,
     sasrec: &SasRecConfig,

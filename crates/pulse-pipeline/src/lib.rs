@@ -23,5 +23,6 @@ pub mod slm;
 pub mod sft;
 pub mod plot;
 pub mod experiment;
+pub mod fit;
 
 pub use util::{error_line, progress};

@@ -430,6 +430,12 @@ impl SasRec {
         Ok(Encoded { h, len: l })
     }
 
+    /// Each item's embedding (n_items × d, row-major, without the padding row): its input embedding and,
+    /// shared, its output embedding. What a serving bundle stores instead of the ID and text parts.
+    pub fn item_embeddings(&self) -> Result<Vec<f32>> {
+        Ok(self.item_table()?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
     /// The output item embedding table (n_items, d), without the padding row.
     pub(crate) fn item_table(&self) -> Result<Tensor> {
         let text = |t: &Tensor| t.narrow(0, 1, self.n_items)?.matmul(self.p("text_w"))?.broadcast_add(self.p("text_b"));
