@@ -135,8 +135,7 @@ pub fn fit(o: &FitOptions) -> Result<Vec<String>> {
         }
     }
     arrays.sort_by(|a, b| a.0.cmp(&b.0));
-    let refs: Vec<(&str, Array)> = arrays.into_iter().map(|(n, a)| (Box::leak(n.into_boxed_str()) as &str, a)).collect();
-    w.put_arrays("pulse_ts.safetensors", &refs)?;
+    w.put_arrays("pulse_ts.safetensors", &arrays)?;
     let train_seqs: Vec<&[u32]> = l.split.users.iter().map(|u| u.train.as_slice()).collect();
     let k = pulse_recommend::parts::Knn::fit(&train_seqs, n, c.itemknn.window, c.itemknn.last, c.itemknn.decay);
     let pop_counts = pulse_baselines::Pop::fit(&l.split).counts().to_vec();
@@ -186,12 +185,13 @@ pub fn fit(o: &FitOptions) -> Result<Vec<String>> {
     let manifest = w.finish(manifest)?;
 
     // the served scores must be the trained models' (else the bundle is removed)
-    let check = check_bundle(&o.out, &l, &[&seq, &content, &knn, &lexical, &pop]);
-    if let Err(e) = check {
-        let _ = std::fs::remove_dir_all(&o.out);
-        return Err(e.context(format!("{}: the served scores differ from the trained models' (bundle removed)", o.out.display())));
-    }
-    let max_diff = check?;
+    let max_diff = match check_bundle(&o.out, &l, &[&seq, &content, &knn, &lexical, &pop]) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&o.out);
+            return Err(e.context(format!("{}: the served scores differ from the trained models' (bundle removed)", o.out.display())));
+        }
+    };
     let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
     Ok(vec![
         format!("bundle {} ({} files, {:.1} MB): {} items, {} users", o.out.display(), manifest.files.len() + 1, bytes as f64 / 1e6, n, l.ds.users.len()),

@@ -119,7 +119,7 @@ impl BundleWriter {
         self.put(name, s.as_bytes())
     }
 
-    pub fn put_arrays(&mut self, name: &str, arrays: &[(&str, Array)]) -> Result<()> {
+    pub fn put_arrays<S: AsRef<str>>(&mut self, name: &str, arrays: &[(S, Array)]) -> Result<()> {
         let bytes = arrays_to_bytes(arrays).map_err(|m| RecError::Bundle { path: self.tmp.join(name), msg: m })?;
         self.put(name, &bytes)
     }
@@ -140,13 +140,13 @@ impl BundleWriter {
     }
 }
 
-fn arrays_to_bytes(arrays: &[(&str, Array)]) -> std::result::Result<Vec<u8>, String> {
+fn arrays_to_bytes<S: AsRef<str>>(arrays: &[(S, Array)]) -> std::result::Result<Vec<u8>, String> {
     use safetensors::tensor::{Dtype, TensorView};
     let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = arrays
         .iter()
         .map(|(n, a)| match a {
-            Array::F32 { shape, data } => (n.to_string(), Dtype::F32, shape.clone(), data.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Array::U32 { shape, data } => (n.to_string(), Dtype::U32, shape.clone(), data.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Array::F32 { shape, data } => (n.as_ref().to_string(), Dtype::F32, shape.clone(), data.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Array::U32 { shape, data } => (n.as_ref().to_string(), Dtype::U32, shape.clone(), data.iter().flat_map(|x| x.to_le_bytes()).collect()),
         })
         .collect();
     let views: Vec<(String, TensorView<'_>)> = raw
