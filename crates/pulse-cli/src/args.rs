@@ -49,6 +49,19 @@ pub enum Cmd {
     /// chosen title" (answer tokens only), resumable; writes the adapter as safetensors and as a llama.cpp
     /// GGUF adapter.
     Sft(SftArgs),
+    /// Train the serving stack on a dataset (PULSE-TS and the validation-tuned hybrid with its parts) and
+    /// write a model bundle: manifest (sha256 of every file), catalogue, weights, neighbour lists. Training
+    /// checkpoints under runs/, so a killed fit resumes; the bundle appears only when complete.
+    Fit(FitArgs),
+    /// Top-k recommendations with the reason and the evidence behind each, from a bundle.
+    Recommend(RecommendArgs),
+    /// Serve a bundle over HTTP: the JSON API (/v1/recommend, /v1/users/{id}/recommendations, /v1/items,
+    /// /healthz, /readyz, /metrics) and a web page at /. SIGTERM or Ctrl-C finishes requests in flight.
+    Serve(ServeArgs),
+    /// The counterfactual check of the evidence: for sampled users' top-1, remove the cited history items
+    /// and re-rank: the share whose item leaves the top k (probability of necessity) and the rank drop,
+    /// beside the same number of random history items. Every model and evidence source of the bundle.
+    ExplainCheck(ExplainCheckArgs),
     /// Pictures.
     Plot {
         #[command(subcommand)]
@@ -258,4 +271,86 @@ pub enum ThoughtCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+#[derive(Args, Debug)]
+pub struct FitArgs {
+    /// Dataset folder (overrides the config's [data] path).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The bundle folder to write (replaced if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML with any of: name, seed, [data], [sasrec], [pulse_ts], [hybrid], [content], [itemknn],
+    /// [lexical] (configs/bundle/ has the ones the README uses).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history", "titles"])))]
+pub struct RecommendArgs {
+    /// A bundle written by `pulse fit`.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// A user of the bundle's dataset (their whole history).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Catalogue item ids, oldest first: "id,id,…".
+    #[arg(long, value_delimiter = ',')]
+    pub history: Option<Vec<String>>,
+    /// Titles, oldest first: "title;title;…" (case and punctuation do not matter).
+    #[arg(long)]
+    pub titles: Option<String>,
+    /// How many items (at most 100).
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Which model ranks: pulse-ts (the sequence model) or hybrid (pulse-ts + content + item-KNN +
+    /// lexical + popularity, weights tuned on validation).
+    #[arg(long, default_value = "pulse-ts")]
+    pub model: String,
+    /// Attribute the sequence model itself by leaving each history item out (slower); otherwise the
+    /// evidence comes from the hybrid's decomposable parts.
+    #[arg(long)]
+    pub leave_one_out: bool,
+    /// Keep items already in the history among the candidates.
+    #[arg(long)]
+    pub include_history: bool,
+    /// Print JSON (items with score, reason and structured evidence) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A bundle written by `pulse fit`.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Address to listen on. Beyond loopback a token is required.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Bearer token every /v1/* and /metrics request must carry.
+    #[arg(long, env = "PULSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 65536)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainCheckArgs {
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Users drawn (their history: everything before their last item).
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the results (JSON, with the bundle's manifest summary and the settings) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

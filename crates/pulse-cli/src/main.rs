@@ -88,10 +88,114 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Tot(a) => println!("{}", pulse_pipeline::slm::tot(&a, quiet)?),
         Cmd::Sft(a) => println!("{}", pulse_pipeline::sft::sft(&a, quiet)?),
+        Cmd::Fit(a) => print(pulse_pipeline::fit::fit(&pulse_pipeline::fit::FitOptions { config: a.config, data: a.data, out: a.out, quiet })?),
+        Cmd::Recommend(a) => recommend(a)?,
+        Cmd::Serve(a) => serve(a)?,
+        Cmd::ExplainCheck(a) => explain_check(a)?,
         Cmd::Plot { cmd: PlotCmd::ThoughtSpace { space, encoder, domain, methods, users, seed, out } } => {
             let plot = pulse_pipeline::plot::ThoughtSpacePlot { space: &space, encoder: &encoder, domain: &domain, methods: &methods, users, seed, out: &out };
             println!("{}", pulse_pipeline::plot::thought_space(&plot)?)
         }
+    }
+    Ok(())
+}
+
+fn recommend(a: args::RecommendArgs) -> Result<()> {
+    use pulse_recommend::query::{clip_history, render, resolve, Who, MAX_K};
+    let mode: pulse_recommend::Mode = a.model.parse().map_err(|e: String| anyhow::anyhow!("--model: {e}"))?;
+    if a.k == 0 || a.k > MAX_K {
+        bail!("-k {}: give 1 to {MAX_K}", a.k);
+    }
+    let e = pulse_recommend::Engine::load(&a.bundle)?;
+    let who = match (a.user, a.history, a.titles) {
+        (Some(u), _, _) => Who::User(u),
+        (_, Some(h), _) => Who::Ids(h.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        (_, _, Some(t)) => Who::Titles(t),
+        _ => bail!("give --user, --history or --titles"),
+    };
+    let full = resolve(&e, &who)?;
+    let history = clip_history(&full).to_vec();
+    let req = pulse_recommend::Request { history: history.clone(), k: a.k, exclude_history: !a.include_history, mode, leave_one_out: a.leave_one_out };
+    let recs = e.recommend(&req)?;
+    if a.json {
+        let out = serde_json::json!({ "model": a.model, "history": history.iter().map(|&i| &e.catalogue.items[i as usize].id).collect::<Vec<_>>(), "items": recs });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", render(&e, &history, &recs, &a.model));
+    }
+    Ok(())
+}
+
+fn serve(a: args::ServeArgs) -> Result<()> {
+    pulse_serve::check_bind(a.addr, a.token.as_deref())?;
+    let t = std::time::Instant::now();
+    let engine = std::sync::Arc::new(pulse_recommend::Engine::load(&a.bundle)?);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = a.workers {
+        rt.worker_threads(w.max(1));
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
+        let m = &engine.bundle.manifest;
+        eprintln!(
+            "pulse serve: {} ({} items, {} users) loaded in {:.2} s; listening on http://{} (page at /, API at /v1/){}",
+            m.name,
+            engine.n_items(),
+            engine.users.len(),
+            t.elapsed().as_secs_f64(),
+            listener.local_addr()?,
+            if a.token.is_some() { "; bearer token required on /v1/* and /metrics" } else { "" }
+        );
+        let state = pulse_serve::AppState::new(engine.clone(), a.token.clone());
+        pulse_serve::serve(listener, pulse_serve::router(state, a.max_body_bytes), pulse_serve::shutdown_signal()).await?;
+        eprintln!("pulse serve: stopped");
+        anyhow::Ok(())
+    })
+}
+
+fn explain_check(a: args::ExplainCheckArgs) -> Result<()> {
+    use pulse_recommend::necessity::{measure, sample_users};
+    let t = std::time::Instant::now();
+    let e = pulse_recommend::Engine::load(&a.bundle)?;
+    let users = sample_users(&e, a.users, a.seed);
+    let mut rows = vec![];
+    println!("{}: top-1 of {} users (seed {}), cited history items removed vs as many random ones; leaves top-{}", e.bundle.manifest.name, users.len(), a.seed, a.k);
+    println!("| model | evidence | users | cited (mean) | PN cited | PN random | mean rank drop cited | random | median drop cited | random |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (mode, loo) in [(pulse_recommend::Mode::PulseTs, false), (pulse_recommend::Mode::PulseTs, true), (pulse_recommend::Mode::Hybrid, false), (pulse_recommend::Mode::Hybrid, true)] {
+        let r = measure(&e, &users, mode, loo, a.k, a.seed);
+        println!(
+            "| {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            if mode == pulse_recommend::Mode::Hybrid { "hybrid" } else { "pulse-ts" },
+            if loo { "leave-one-out" } else { "parts" },
+            r.users,
+            r.mean_cited,
+            r.pn_cited,
+            r.pn_random,
+            r.rank_drop_cited,
+            r.rank_drop_random,
+            r.median_drop_cited,
+            r.median_drop_random
+        );
+        rows.push(r);
+    }
+    println!("measured in {:.0} s", t.elapsed().as_secs_f64());
+    if let Some(out) = a.out {
+        let m = &e.bundle.manifest;
+        let j = serde_json::json!({
+            "bundle": { "name": m.name, "created_at": m.created_at, "code_version": m.code_version, "dataset": m.dataset, "hybrid": e.settings.hybrid_parts.iter().zip(&e.settings.hybrid_weights).collect::<Vec<_>>() },
+            "settings": { "users": a.users, "k": a.k, "seed": a.seed },
+            "measured_at": pulse_pipeline::util::utc_now(),
+            "rows": rows,
+        });
+        if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d)?;
+        }
+        let tmp = out.with_extension("json.partial");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&j)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &out)?;
+        println!("wrote {}", out.display());
     }
     Ok(())
 }

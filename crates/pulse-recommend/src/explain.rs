@@ -15,6 +15,15 @@ pub enum EvidenceSource {
     LeaveOneOut,
 }
 
+impl EvidenceSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            EvidenceSource::Parts => "parts",
+            EvidenceSource::LeaveOneOut => "leave-one-out",
+        }
+    }
+}
+
 /// One history item's share of a recommendation's score.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Cited {

@@ -11,13 +11,17 @@
 pub mod bundle;
 pub mod engine;
 pub mod explain;
+pub mod fixture;
+pub mod necessity;
 pub mod parts;
+pub mod query;
 pub mod search;
 pub mod seq;
 
 pub use bundle::{Bundle, Manifest, FORMAT_VERSION};
 pub use engine::{Engine, Mode, Recommendation, Request};
 pub use explain::{Evidence, EvidenceSource};
+pub use query::{resolve, Who};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecError {
