@@ -323,8 +323,11 @@ pub struct RecommendArgs {
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// A bundle written by `pulse fit`.
+    #[arg(long, required_unless_present = "openapi")]
+    pub bundle: Option<PathBuf>,
+    /// Print the OpenAPI document (docs/openapi.json) and exit.
     #[arg(long)]
-    pub bundle: PathBuf,
+    pub openapi: bool,
     /// Address to listen on. Beyond loopback a token is required.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,

@@ -127,9 +127,14 @@ fn recommend(a: args::RecommendArgs) -> Result<()> {
 }
 
 fn serve(a: args::ServeArgs) -> Result<()> {
+    if a.openapi {
+        print!("{}", pulse_serve::openapi_json());
+        return Ok(());
+    }
     pulse_serve::check_bind(a.addr, a.token.as_deref())?;
     let t = std::time::Instant::now();
-    let engine = std::sync::Arc::new(pulse_recommend::Engine::load(&a.bundle)?);
+    let bundle = a.bundle.clone().expect("clap requires --bundle without --openapi");
+    let engine = std::sync::Arc::new(pulse_recommend::Engine::load(&bundle)?);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(w) = a.workers {
         rt.worker_threads(w.max(1));

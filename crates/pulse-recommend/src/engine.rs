@@ -54,7 +54,7 @@ pub struct UserRow {
 }
 
 /// Which model ranks.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// The sequence model alone (PULSE-TS: item IDs + texts).
@@ -86,7 +86,7 @@ pub struct Request {
     pub leave_one_out: bool,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Recommendation {
     pub rank: usize,
     pub item: u32,
@@ -382,9 +382,9 @@ impl Engine {
                 .into_iter()
                 .map(|(it, s)| {
                     let names = ["content", "itemknn", "lexical", "sequence"];
-                    let by_part: Vec<(String, f32)> =
+                    let by_part: std::collections::BTreeMap<String, f32> =
                         (0..4).filter(|&j| s[j] != 0.0 && (j == 3 || use_parts)).map(|j| (names[j].to_string(), s[j])).collect();
-                    let total = by_part.iter().map(|p| p.1).sum();
+                    let total = by_part.values().sum();
                     let c = &self.catalogue.items[it as usize];
                     Cited {
                         item: it,

@@ -6,7 +6,8 @@
 //! - `GET /v1/users/{id}/recommendations?k=&model=`: the same for a user of the bundle's dataset;
 //! - `GET /v1/items?q=&limit=`: title search (for building a history); `GET /v1/items/{id}`: one item,
 //!   its most co-purchased neighbours and its place on the map; `GET /v1/map`: every item's 2-D position;
-//! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /` (the page).
+//! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /` (the page),
+//!   `GET /openapi.json` (the OpenAPI document, also docs/openapi.json) and `GET /docs/` (Swagger UI, vendored).
 //!
 //! Limits: k ≤ 100, history ≤ 200, body ≤ `max_body_bytes`; malformed bodies → 400/413/415/422, unknown
 //! ids → 422 (in a body) or 404 (in a path), always as `{"error": "…"}`. A panic in a handler becomes a
@@ -30,8 +31,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub const ROUTES: [&str; 10] =
-    ["/", "/healthz", "/readyz", "/metrics", "/v1/recommend", "/v1/users/{id}/recommendations", "/v1/items", "/v1/items/{id}", "/v1/map", "/v1/info"];
+pub const ROUTES: [&str; 12] =
+    ["/", "/healthz", "/readyz", "/openapi.json", "/docs/{*rest}", "/metrics", "/v1/recommend", "/v1/users/{id}/recommendations", "/v1/items", "/v1/items/{id}", "/v1/map", "/v1/info"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -79,6 +80,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route") })
@@ -130,9 +132,10 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What was wrong, in one line.
+    pub error: &'a str,
 }
 
 impl IntoResponse for ApiError {
@@ -199,7 +202,7 @@ fn yes() -> bool {
 }
 
 /// `POST /v1/recommend`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendBody {
     /// A user of the bundle's dataset (their history, last 200 items); or give `history`.
@@ -220,14 +223,14 @@ pub struct RecommendBody {
     pub leave_one_out: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     pub item: u32,
     pub id: String,
     pub title: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecommendResponse {
     pub model: Mode,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,6 +264,12 @@ fn answer(e: &Engine, history: Vec<u32>, user: Option<String>, k: usize, exclude
     Ok(RecommendResponse { model: mode, user, history, items })
 }
 
+#[utoipa::path(post, path = "/v1/recommend", request_body = RecommendBody, tag = "recommend",
+    responses((status = 200, description = "Top-k with score, reason and evidence", body = RecommendResponse),
+        (status = 400, description = "Not JSON", body = ErrorBody), (status = 401, description = "Token missing or wrong", body = ErrorBody),
+        (status = 404, description = "Unknown user", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Unknown item ids, k or history out of bounds, unknown field or model", body = ErrorBody)))]
 async fn recommend(State(s): State<Arc<AppState>>, body: Result<Json<RecommendBody>, JsonRejection>) -> Result<Json<RecommendResponse>, ApiError> {
     let Json(b) = body?;
     check_k(b.k)?;
@@ -286,7 +295,8 @@ async fn recommend(State(s): State<Arc<AppState>>, body: Result<Json<RecommendBo
     Ok(Json(answer(e, history, b.user, b.k, b.exclude_history, mode, b.leave_one_out)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     #[serde(default = "ten")]
@@ -297,6 +307,10 @@ pub struct UserQuery {
     pub leave_one_out: bool,
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}/recommendations", tag = "recommend", params(("id" = String, Path, description = "A user of the bundle's dataset"), UserQuery),
+    responses((status = 200, description = "Top-k after the user's history", body = RecommendResponse),
+        (status = 400, description = "Malformed query", body = ErrorBody), (status = 401, description = "Token missing or wrong", body = ErrorBody),
+        (status = 404, description = "Unknown user", body = ErrorBody), (status = 422, description = "k out of bounds or unknown model", body = ErrorBody)))]
 async fn user_recommendations(
     State(s): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
@@ -311,7 +325,8 @@ async fn user_recommendations(
     Ok(Json(answer(e, clip_history(&row.items).to_vec(), Some(id), q.k, true, mode, q.leave_one_out)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     #[serde(default)]
@@ -320,7 +335,7 @@ pub struct SearchQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemRow {
     pub item: u32,
     pub id: String,
@@ -333,7 +348,11 @@ fn item_row(e: &Engine, i: u32) -> ItemRow {
     ItemRow { item: i, id: c.id.clone(), title: c.title.clone(), chosen_by: e.pop.counts[i as usize] as u32 }
 }
 
-async fn search_items(State(s): State<Arc<AppState>>, q: Result<Query<SearchQuery>, QueryRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/items", tag = "items", params(SearchQuery),
+    responses((status = 200, description = "Items whose title contains every word of q", body = ItemsResponse),
+        (status = 400, description = "Malformed query", body = ErrorBody), (status = 401, description = "Token missing or wrong", body = ErrorBody),
+        (status = 422, description = "limit out of bounds or q too long", body = ErrorBody)))]
+async fn search_items(State(s): State<Arc<AppState>>, q: Result<Query<SearchQuery>, QueryRejection>) -> Result<Json<ItemsResponse>, ApiError> {
     let Query(q) = q?;
     if q.limit == 0 || q.limit > 50 {
         return Err(ApiError::unprocessable(format!("limit: {} is outside 1..=50", q.limit)));
@@ -343,17 +362,17 @@ async fn search_items(State(s): State<Arc<AppState>>, q: Result<Query<SearchQuer
     }
     let e = &s.engine;
     let items: Vec<ItemRow> = e.catalogue.search(&q.q, q.limit).into_iter().map(|i| item_row(e, i)).collect();
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(ItemsResponse { items }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Neighbour {
     pub id: String,
     pub title: String,
     pub co_purchases: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemDetail {
     #[serde(flatten)]
     pub row: ItemRow,
@@ -365,6 +384,9 @@ pub struct ItemDetail {
     pub bought_with: Vec<Neighbour>,
 }
 
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = String, Path, description = "Catalogue item id")),
+    responses((status = 200, description = "The item, its map position and what it is bought with", body = ItemDetail),
+        (status = 401, description = "Token missing or wrong", body = ErrorBody), (status = 404, description = "Unknown item", body = ErrorBody)))]
 async fn item(State(s): State<Arc<AppState>>, id: Result<Path<String>, PathRejection>) -> Result<Json<ItemDetail>, ApiError> {
     let Path(id) = id?;
     let e = &s.engine;
@@ -385,12 +407,26 @@ async fn item(State(s): State<Arc<AppState>>, id: Result<Path<String>, PathRejec
 }
 
 /// Every item's map position as two arrays (index = the `item` field of other answers), rounded to 1e-4.
-async fn map(State(s): State<Arc<AppState>>) -> Response {
+#[utoipa::path(get, path = "/v1/map", tag = "items",
+    responses((status = 200, description = "Every item's 2-D position (index = the item field)", body = MapResponse),
+        (status = 401, description = "Token missing or wrong", body = ErrorBody)))]
+async fn map(State(s): State<Arc<AppState>>) -> Json<MapResponse> {
     let e = &s.engine;
     let r = |v: f32| (v * 1e4).round() / 1e4;
     let x: Vec<f32> = e.xy.iter().step_by(2).map(|&v| r(v)).collect();
     let y: Vec<f32> = e.xy.iter().skip(1).step_by(2).map(|&v| r(v)).collect();
-    Json(serde_json::json!({ "x": x, "y": y })).into_response()
+    Json(MapResponse { x, y })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemsResponse {
+    pub items: Vec<ItemRow>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MapResponse {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
 }
 
 fn info_json(e: &Engine) -> serde_json::Value {
@@ -407,18 +443,48 @@ fn info_json(e: &Engine) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/info", tag = "service",
+    responses((status = 200, description = "The bundle: name, dataset, models, limits", body = Object),
+        (status = 401, description = "Token missing or wrong", body = ErrorBody)))]
 async fn info(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(info_json(&s.engine))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "service", responses((status = 200, description = "Loaded and serving", body = Object)))]
 async fn readyz(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
     // the engine is loaded (and its files checked) before the listener opens: serving means ready
     let e = &s.engine;
     Json(serde_json::json!({ "ready": true, "bundle": e.bundle.manifest.name, "items": e.n_items(), "users": e.users.len(), "uptime_s": s.started.elapsed().as_secs() }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text: requests by route and status, latency histograms, RSS", body = String, content_type = "text/plain"),
+        (status = 401, description = "Token missing or wrong", body = ErrorBody)))]
 async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(metrics::rss_bytes())).into_response()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "pulse", description = "Recommendations with reasons from a pulse bundle. With a token, every /v1/* and /metrics request needs `Authorization: Bearer <token>`."),
+    paths(recommend, user_recommendations, search_items, item, map, info, readyz, metrics_text),
+    tags((name = "recommend", description = "Top-k with the evidence behind each item"), (name = "items", description = "The catalogue"), (name = "service", description = "Health, readiness, metrics"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, served at /openapi.json (API version 1, whatever the crate's version).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = "1".into();
+    doc.info.license = None;
+    doc.info.contact = None;
+    doc
+}
+
+/// The document as docs/openapi.json holds it (`pulse serve --openapi` prints it).
+pub fn openapi_json() -> String {
+    openapi().to_pretty_json().expect("the document serialises") + "\n"
 }
 
 /// The page: static HTML + script; every title it shows is set as text, never parsed as HTML.

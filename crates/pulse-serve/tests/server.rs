@@ -222,3 +222,31 @@ mod fuzz {
         rt.block_on(s.shutdown());
     }
 }
+
+#[test]
+fn openapi_document_has_not_drifted() {
+    let want = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap_or_default();
+    let got = pulse_serve::openapi_json();
+    assert!(got == want, "docs/openapi.json is not what the types generate: run `cargo run --release --bin pulse -- serve --openapi > docs/openapi.json`");
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+    for p in ["/v1/recommend", "/v1/users/{id}/recommendations", "/v1/items", "/v1/items/{id}", "/v1/map", "/metrics", "/readyz"] {
+        assert!(v["paths"][p].is_object(), "{p} documented");
+    }
+    assert!(v["components"]["schemas"]["Recommendation"].is_object() && v["components"]["schemas"]["Evidence"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_and_swagger_are_served_without_downloads() {
+    let s = start(None).await;
+    let mut c = s.client().await;
+    let r = c.get("/openapi.json").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::from_str::<serde_json::Value>(&pulse_serve::openapi_json()).unwrap());
+    let r = c.get("/docs/").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("swagger"), "the Swagger UI page");
+    let r = c.get("/docs/swagger-ui-bundle.js").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() > 100_000, "the vendored bundle is served from the binary");
+    s.shutdown().await;
+}
