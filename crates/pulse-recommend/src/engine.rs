@@ -114,14 +114,26 @@ pub struct Engine {
     /// so a profile's mean and variance over the catalogue cost dim² instead of n × dim.
     content_mean: Vec<f64>,
     content_m2: Vec<f64>,
+    /// log(1 + popularity), the hybrid's popularity part, and its moments.
+    pop_log: Vec<f32>,
+    pop_log_moments: (f64, f64),
+}
+
+/// The hybrid's parts for one history: each part's (mean, sd) over the catalogue (0 where unused).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PartStats {
+    pub content_sd: f64,
+    pub itemknn_sd: f64,
+    pub lexical_sd: f64,
+    pub seq_sd: f64,
 }
 
 /// Mean and standard deviation of a score row (population, as pulse-eval standardises).
 fn moments(row: &[f32]) -> (f64, f64) {
     let n = row.len().max(1) as f64;
-    let mean = row.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = row.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    let (s, q) = crate::simd::sum_sq(row);
+    let mean = s / n;
+    (mean, (q / n - mean * mean).max(0.0).sqrt())
 }
 
 fn inv(sd: f64) -> f64 {
@@ -184,7 +196,25 @@ impl Engine {
         content_mean.iter_mut().for_each(|x| *x /= nf);
         content_m2.iter_mut().for_each(|x| *x /= nf);
         let user_index = users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
-        Ok(Engine { catalogue: Catalogue::new(items), bundle, settings, users, user_index, xy, seq, content, knn, lexical, pop, content_mean, content_m2 })
+        let pop_log: Vec<f32> = pop.counts.iter().map(|c| c.ln_1p()).collect();
+        let pop_log_moments = moments(&pop_log);
+        Ok(Engine {
+            catalogue: Catalogue::new(items),
+            bundle,
+            settings,
+            users,
+            user_index,
+            xy,
+            seq,
+            content,
+            knn,
+            lexical,
+            pop,
+            content_mean,
+            content_m2,
+            pop_log,
+            pop_log_moments,
+        })
     }
 
     pub fn n_items(&self) -> usize {
@@ -231,47 +261,75 @@ impl Engine {
             return (0.0, 0.0);
         }
         p.iter_mut().for_each(|x| *x /= norm);
-        let mean: f64 = p.iter().zip(&self.content_mean).map(|(a, b)| a * b).sum();
+        let mean: f64 = crate::simd::dot64(&p, &self.content_mean);
         let mut q = 0.0;
         for a in 0..dim {
-            q += p[a] * self.content_m2[a * dim..(a + 1) * dim].iter().zip(&p).map(|(m, b)| m * b).sum::<f64>();
+            q += p[a] * crate::simd::dot64(&self.content_m2[a * dim..(a + 1) * dim], &p);
         }
         (mean, (q - mean * mean).max(0.0).sqrt())
     }
 
     /// Scores of every item under `mode` (the hybrid standardises each part over the catalogue).
     pub fn scores(&self, history: &[u32], mode: Mode) -> Vec<f32> {
+        self.scores_and_stats(history, mode).0
+    }
+
+    /// [`Engine::scores`], and the parts' spreads it computed on the way (for the hybrid).
+    fn scores_and_stats(&self, history: &[u32], mode: Mode) -> (Vec<f32>, PartStats, Option<Vec<f32>>) {
         let n = self.n_items();
-        let seq = match self.seq.state(history) {
-            Some(s) => self.seq.scores(&s),
+        let state = self.seq.state(history);
+        let seq = match &state {
+            Some(s) => self.seq.scores(s),
             None => vec![0.0; n],
         };
+        let mut st = PartStats::default();
         if mode == Mode::PulseTs {
             if history.is_empty() {
-                return self.pop.counts.clone();
+                return (self.pop.counts.clone(), st, state);
             }
-            return seq;
+            return (seq, st, state);
         }
         let mut acc = vec![0f32; n];
+        let mut add = |row: &[f32], (mean, sd): (f64, f64), w: f32| {
+            let s = inv(sd);
+            let (wm, ws) = ((w as f64 * mean * s) as f32, (w as f64 * s) as f32);
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a += ws * x - wm;
+            }
+        };
         for (part, &w) in self.settings.hybrid_parts.iter().zip(&self.settings.hybrid_weights) {
             if w == 0.0 {
                 continue;
             }
-            let row = match part.as_str() {
-                "pulse-ts" | "pulse-ts-norat" => seq.clone(),
-                "content" => self.content.scores(history),
-                "itemknn" => self.knn.scores(history),
-                "lexical" => self.lexical.scores(history),
-                "pop" => self.pop.counts.iter().map(|c| c.ln_1p()).collect(),
-                _ => continue,
-            };
-            let (mean, sd) = moments(&row);
-            let s = inv(sd);
-            for (a, &x) in acc.iter_mut().zip(&row) {
-                *a += w * ((x as f64 - mean) * s) as f32;
+            match part.as_str() {
+                "pulse-ts" | "pulse-ts-norat" => {
+                    let m = moments(&seq);
+                    st.seq_sd = m.1;
+                    add(&seq, m, w)
+                }
+                "content" => {
+                    let row = self.content.scores(history);
+                    let m = moments(&row);
+                    st.content_sd = m.1;
+                    add(&row, m, w)
+                }
+                "itemknn" => {
+                    let row = self.knn.scores(history);
+                    let m = moments(&row);
+                    st.itemknn_sd = m.1;
+                    add(&row, m, w)
+                }
+                "lexical" => {
+                    let row = self.lexical.scores(history);
+                    let m = moments(&row);
+                    st.lexical_sd = m.1;
+                    add(&row, m, w)
+                }
+                "pop" => add(&self.pop_log, self.pop_log_moments, w),
+                _ => {}
             }
         }
-        acc
+        (acc, st, state)
     }
 
     /// The top `k` of `scores` (highest first, ties by index), without `exclude`.
@@ -306,11 +364,11 @@ impl Engine {
 
     /// Per history position: (content, itemknn, lexical) standardised, weighted shares of `item`'s score.
     /// `stats`: the parts' sd over the catalogue for this history.
-    fn part_shares(&self, history: &[u32], item: u32, sd: (f64, f64, f64)) -> HashMap<usize, [f32; 4]> {
+    fn part_shares(&self, history: &[u32], item: u32, sd: (f64, f64, f64), norms: (f32, f32)) -> HashMap<usize, [f32; 4]> {
         let (wc, wk, wl) = (self.weight("content"), self.weight("itemknn"), self.weight("lexical"));
         let mut m: HashMap<usize, [f32; 4]> = HashMap::new();
         if wc != 0.0 {
-            for (pos, c) in self.content.contributions(history, item) {
+            for (pos, c) in self.content.contributions_given(history, item, norms.0) {
                 m.entry(pos).or_default()[0] += wc * (c as f64 * inv(sd.0)) as f32;
             }
         }
@@ -320,7 +378,7 @@ impl Engine {
             }
         }
         if wl != 0.0 {
-            for (pos, c) in self.lexical.contributions(history, item) {
+            for (pos, c) in self.lexical.contributions_given(history, item, norms.1) {
                 m.entry(pos).or_default()[2] += wl * (c as f64 * inv(sd.2)) as f32;
             }
         }
@@ -334,15 +392,21 @@ impl Engine {
             return Err(RecError::Unknown(format!("item index {bad} is beyond the {n}-item catalogue")));
         }
         let h = &r.history;
-        let scores = self.scores(h, r.mode);
+        let (scores, st, state) = self.scores_and_stats(h, r.mode);
         let exclude: &[u32] = if r.exclude_history { h } else { &[] };
         let top = Self::top_k(&scores, r.k, exclude);
-        // the parts' spread over the catalogue for this history (sparse rows for item-KNN and lexical;
-        // content from its moment matrices)
-        let sd_c = self.content_moments(h).1;
-        let sd_k = moments(&self.knn.scores(h)).1;
-        let sd_l = moments(&self.lexical.scores(h)).1;
-        let seq_sd = if r.leave_one_out { self.seq.state(h).map(|s| moments(&self.seq.scores(&s)).1) } else { None };
+        // the parts' spread over the catalogue for this history: the hybrid computed them; for PULSE-TS,
+        // sparse rows for item-KNN and lexical and content's moment matrices (only parts with a weight)
+        let (sd_c, sd_k, sd_l) = match r.mode {
+            Mode::Hybrid => (st.content_sd, st.itemknn_sd, st.lexical_sd),
+            Mode::PulseTs => (
+                if self.weight("content") != 0.0 { self.content_moments(h).1 } else { 0.0 },
+                if self.weight("itemknn") != 0.0 { moments(&self.knn.scores(h)).1 } else { 0.0 },
+                if self.weight("lexical") != 0.0 { moments(&self.lexical.scores(h)).1 } else { 0.0 },
+            ),
+        };
+        let norms = (self.content.profile_norm(h), self.lexical.profile_norm(h));
+        let seq_sd = if r.leave_one_out { Some(if r.mode == Mode::Hybrid { st.seq_sd } else { 1.0 }) } else { None };
         // leave-one-out: the state without each distinct history item
         let loo: Vec<(u32, Option<Vec<f32>>)> = if r.leave_one_out && !h.is_empty() {
             let mut distinct: Vec<u32> = h.clone();
@@ -352,14 +416,14 @@ impl Engine {
         } else {
             vec![]
         };
-        let full_state = if r.leave_one_out { self.seq.state(h) } else { None };
+        let full_state = if r.leave_one_out { state } else { None };
         let w_seq = match r.mode {
             Mode::PulseTs => 1.0,
             Mode::Hybrid => self.weight(&self.settings.sequence_model).max(self.weight("pulse-ts")),
         };
         let mut out = Vec::with_capacity(top.len());
         for (rank, &item) in top.iter().enumerate() {
-            let shares = self.part_shares(h, item, (sd_c, sd_k, sd_l));
+            let shares = self.part_shares(h, item, (sd_c, sd_k, sd_l), norms);
             // merge positions into items
             let mut by_item: HashMap<u32, [f32; 4]> = HashMap::new();
             for (pos, s) in shares {

@@ -17,6 +17,7 @@ pub mod parts;
 pub mod query;
 pub mod search;
 pub mod seq;
+pub mod simd;
 
 pub use bundle::{Bundle, Manifest, FORMAT_VERSION};
 pub use engine::{Engine, Mode, Recommendation, Request};

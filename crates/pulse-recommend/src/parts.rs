@@ -53,21 +53,25 @@ impl Content {
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
         let (p, n) = self.profile_vec(history);
         let inv = if n > 0.0 { 1.0 / n } else { 0.0 };
-        self.rows.chunks_exact(self.dim).map(|r| r.iter().zip(&p).map(|(a, b)| a * b).sum::<f32>() * inv).collect()
+        self.rows.chunks_exact(self.dim).map(|r| crate::simd::dot(r, &p) * inv).collect()
     }
     /// Each profile item's share of `item`'s score (they sum to it).
     pub fn contributions(&self, history: &[u32], item: u32) -> Vec<(usize, f32)> {
-        let (_, n) = self.profile_vec(history);
-        let inv = if n > 0.0 { 1.0 / n } else { 0.0 };
+        self.contributions_given(history, item, self.profile_norm(history))
+    }
+    /// The profile's norm (what a score is divided by).
+    pub fn profile_norm(&self, history: &[u32]) -> f32 {
+        self.profile_vec(history).1
+    }
+    /// [`Content::contributions`] with the profile's norm already known.
+    pub fn contributions_given(&self, history: &[u32], item: u32, norm: f32) -> Vec<(usize, f32)> {
+        let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         let e = self.row(item);
-        profile(history, self.last, self.decay)
-            .into_iter()
-            .map(|(pos, w)| (pos, w * inv * self.row(history[pos]).iter().zip(e).map(|(a, b)| a * b).sum::<f32>()))
-            .collect()
+        profile(history, self.last, self.decay).into_iter().map(|(pos, w)| (pos, w * inv * crate::simd::dot(self.row(history[pos]), e))).collect()
     }
     /// Cosine of two items' texts.
     pub fn similarity(&self, a: u32, b: u32) -> f32 {
-        self.row(a).iter().zip(self.row(b)).map(|(x, y)| x * y).sum()
+        crate::simd::dot(self.row(a), self.row(b))
     }
 }
 
@@ -206,7 +210,9 @@ impl Lexical {
         }
         Lexical { terms: names, items, postings, last, decay }
     }
-    fn profile_map(&self, history: &[u32]) -> (HashMap<u32, f32>, f32) {
+    /// The weighted profile as (term, weight) sorted by term (a fixed order, so sums are deterministic),
+    /// and its norm.
+    fn profile_map(&self, history: &[u32]) -> (Vec<(u32, f32)>, f32) {
         let mut p: HashMap<u32, f32> = HashMap::new();
         for (pos, w) in profile(history, self.last, self.decay) {
             if let Some(v) = self.items.get(history[pos] as usize) {
@@ -215,14 +221,16 @@ impl Lexical {
                 }
             }
         }
-        let norm = p.values().map(|x| x * x).sum::<f32>().sqrt();
+        let mut p: Vec<(u32, f32)> = p.into_iter().collect();
+        p.sort_unstable_by_key(|t| t.0);
+        let norm = p.iter().map(|t| t.1 * t.1).sum::<f32>().sqrt();
         (p, norm)
     }
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
         let (p, norm) = self.profile_map(history);
         let mut s = vec![0f32; self.items.len()];
         if norm > 0.0 {
-            for (&id, &x) in &p {
+            for &(id, x) in &p {
                 let x = x / norm;
                 for &(j, y) in &self.postings[id as usize] {
                     s[j as usize] += x * y;
@@ -248,7 +256,14 @@ impl Lexical {
         s
     }
     pub fn contributions(&self, history: &[u32], item: u32) -> Vec<(usize, f32)> {
-        let (_, norm) = self.profile_map(history);
+        self.contributions_given(history, item, self.profile_map(history).1)
+    }
+    /// The profile's norm (what a score is divided by).
+    pub fn profile_norm(&self, history: &[u32]) -> f32 {
+        self.profile_map(history).1
+    }
+    /// [`Lexical::contributions`] with the profile's norm already known.
+    pub fn contributions_given(&self, history: &[u32], item: u32, norm: f32) -> Vec<(usize, f32)> {
         let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         profile(history, self.last, self.decay).into_iter().map(|(pos, w)| (pos, w * inv * self.dot(history[pos], item))).collect()
     }

@@ -36,6 +36,9 @@ pub struct SeqModel {
     pub gelu: bool,
     /// n_items × d.
     items: Vec<f32>,
+    /// The same table transposed (d × n_items), for scoring every item with contiguous, vectorised
+    /// multiply-adds.
+    items_t: Vec<f32>,
     /// max_len × d.
     pos: Vec<f32>,
     blocks: Vec<Block>,
@@ -123,7 +126,13 @@ impl SeqModel {
         }
         let lnf_g = v("lnf.g".into(), d)?;
         let lnf_b = v("lnf.b".into(), d)?;
-        Ok(SeqModel { n_items, d, heads, max_len, gelu, items, pos, blocks: bl, lnf_g, lnf_b })
+        let mut items_t = vec![0f32; items.len()];
+        for (i, row) in items.chunks_exact(d).enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                items_t[j * n_items + i] = x;
+            }
+        }
+        Ok(SeqModel { n_items, d, heads, max_len, gelu, items, items_t, pos, blocks: bl, lnf_g, lnf_b })
     }
 
     /// The user state after `history` (item indices, oldest first; the last `max_len` are read). An empty
@@ -213,16 +222,22 @@ impl SeqModel {
 
     /// Scores of every item for a user state.
     pub fn scores(&self, state: &[f32]) -> Vec<f32> {
-        self.items.chunks_exact(self.d).map(|e| e.iter().zip(state).map(|(a, b)| a * b).sum()).collect()
+        let n = self.n_items;
+        let mut out = vec![0f32; n];
+        for (j, &s) in state.iter().enumerate().take(self.d) {
+            for (o, &c) in out.iter_mut().zip(&self.items_t[j * n..(j + 1) * n]) {
+                *o += s * c;
+            }
+        }
+        out
     }
 
     /// Score of one item.
     pub fn score(&self, state: &[f32], item: u32) -> f32 {
-        let e = &self.items[item as usize * self.d..(item as usize + 1) * self.d];
-        e.iter().zip(state).map(|(a, b)| a * b).sum()
+        crate::simd::dot(&self.items[item as usize * self.d..(item as usize + 1) * self.d], state)
     }
 
     pub fn weight_bytes(&self) -> usize {
-        4 * (self.items.len() + self.pos.len() + self.blocks.len() * (6 * self.d * self.d + 10 * self.d))
+        4 * (2 * self.items.len() + self.pos.len() + self.blocks.len() * (6 * self.d * self.d + 10 * self.d))
     }
 }
