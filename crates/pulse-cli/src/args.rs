@@ -349,7 +349,8 @@ pub struct ExplainCheckArgs {
     /// Users drawn (their history: everything before their last item).
     #[arg(long, default_value_t = 1000)]
     pub users: usize,
-    #[arg(long, default_value_t = 10)]
+    /// The top-k the item must leave.
+    #[arg(short, long, default_value_t = 10)]
     pub k: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -32,10 +32,22 @@ impl Catalogue {
         self.by_id.get(id).copied()
     }
 
-    /// The item whose title is `title` up to case and punctuation (the first such item when several are).
+    /// The item whose title is `title` up to case and punctuation (the first such item when several
+    /// are), or else the one item whose title starts with it ("Drying Lotion" for "Drying Lotion, 1 fl.
+    /// oz."); otherwise the near misses.
     pub fn match_title(&self, title: &str) -> std::result::Result<u32, Vec<u32>> {
         let n = normalise(title);
-        self.by_norm.get(&n).copied().ok_or_else(|| self.suggest(&n, 3))
+        if let Some(&i) = self.by_norm.get(&n) {
+            return Ok(i);
+        }
+        if !n.is_empty() {
+            let p = format!("{n} ");
+            let mut starts = self.norm.iter().enumerate().filter(|(_, t)| t.starts_with(&p));
+            if let (Some((i, _)), None) = (starts.next(), starts.next()) {
+                return Ok(i as u32);
+            }
+        }
+        Err(self.suggest(&n, 3))
     }
 
     /// Items for `;`-separated titles; unknown ones named, with near misses suggested.

@@ -106,6 +106,11 @@ fn titles_match_up_to_case_and_punctuation_with_suggestions() {
     let title = e.catalogue.items[5].title.clone();
     let shouted = format!("  {}!! ", title.to_uppercase());
     assert_eq!(resolve(&e, &Who::Titles(format!("{shouted};{SCRIPT_TITLE}"))).unwrap(), vec![5, 0]);
+    // a unique prefix is enough; an ambiguous one is not
+    assert_eq!(e.catalogue.items[17].title, "Night Toner 17");
+    assert_eq!(resolve(&e, &Who::Titles("night toner".into())).unwrap(), vec![17]);
+    let err = resolve(&e, &Who::Titles("Night".into())).err().unwrap().to_string();
+    assert!(err.contains("did you mean"), "Night starts four titles: {err}");
     let err = resolve(&e, &Who::Titles("Rose Serum 9999".into())).err().unwrap().to_string();
     assert!(err.contains("no item titled \"Rose Serum 9999\"") && err.contains("did you mean"), "{err}");
     let err = resolve(&e, &Who::Ids(vec!["I001".into(), "X1".into(), "X2".into()])).err().unwrap().to_string();
