@@ -185,8 +185,26 @@ def readme_summary(cells_path):
     return "".join(out)
 
 
+def explain_table(path):
+    """A `pulse explain-check --out` file as a table."""
+    r = json.loads(path.read_text())
+    st = r["settings"]
+    out = ["| model | evidence | users | cited items (mean) | **PN: cited removed** | PN: as many random removed | "
+           "mean rank drop, cited | random | median drop, cited | random |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for x in r["rows"]:
+        out.append(f"| {x['mode']} | {'leave-one-out' if x['leave_one_out'] else 'parts'} | {x['users']:,} | {x['mean_cited']:.2f} | "
+                   f"**{x['pn_cited']:.3f}** | {x['pn_random']:.3f} | {x['rank_drop_cited']:.0f} | {x['rank_drop_random']:.0f} | "
+                   f"{x['median_drop_cited']:.0f} | {x['median_drop_random']:.0f} |")
+    b = r["bundle"]
+    return ("\n".join(out) + f"\n\nTop-1 of {st['users']:,} sampled users (seed {st['seed']}), leaves the top-{st['k']}; bundle "
+            f"`{b['name']}` ({b['code_version']}), measured {r['measured_at'][:10]}; from "
+            f"`results/{path.parent.name}/explain-check.json`.\n")
+
+
 def block(name, doc):
     d = root / "results" / name
+    if (d / "explain-check.json").exists():
+        return explain_table(d / "explain-check.json")
     if name == "summary-readme":
         return readme_summary(root / "results" / "summary" / "cells.json")
     if (d / "cells.json").exists():

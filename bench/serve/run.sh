@@ -7,7 +7,8 @@
 # RecBole's SASRec checkpoint behind FastAPI + uvicorn (2 workers, PyTorch CPU, top-10 only, no
 # reasons; bench/serve/peer/) — on the same bodies and the same client. The load client
 # (crates/pulse-serve/examples/load.rs, 1 thread) shares the 2 cores with the server, for both.
-# Writes results/bench-serve/<date>/results.jsonl and prints the table (bench/serve/table.py).
+# Writes results/bench-serve/{results.jsonl,conditions.txt,table.md} (OUT=DIR elsewhere) and prints the
+# table (bench/serve/table.py), which docs/benchmarks.md and README.md include.
 # The peer's models come from bench/serve/peer/train.py into bench/out/peer-<name>/ (made here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +20,7 @@ bundles=("$@")
 cargo build --release --quiet --bin pulse
 cargo build --release --quiet -p pulse-serve --example load
 load=target/release/examples/load
-out="results/bench-serve/$(date -u +%Y-%m-%d)"
+out="${OUT:-results/bench-serve}"
 mkdir -p "$out" bench/out
 res="$out/results.jsonl"
 : > "$res"
