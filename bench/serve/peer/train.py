@@ -4,8 +4,7 @@ Usage (bench/recbole/.venv): nice -n 19 python train.py DATA_DIR OUT_DIR [--epoc
 Writes OUT_DIR/model.pth (RecBole's own checkpoint: config + state_dict of the best-validation epoch),
 OUT_DIR/item_ids.json (RecBole internal id -> dataset item_id; index 0 is RecBole's [PAD]),
 OUT_DIR/meta.json (epochs, seconds, valid/test NDCG@10 and Hit@10, dataset) and OUT_DIR/recbole.log.
-Data conversion and SASRec config are those of bench/recbole/recbole_sasrec.py (replicated, not imported,
-since that file runs on import).
+Data conversion and SASRec config are bench/recbole/recbole_sasrec.py's (bench/recbole/pulse_to_recbole.py).
 """
 import argparse, json, os, shutil, sys, tempfile, time
 
@@ -27,37 +26,14 @@ from recbole.model.sequential_recommender import SASRec
 from recbole.trainer import Trainer
 from recbole.utils import init_logger, init_seed
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recbole"))
+from pulse_to_recbole import sasrec_config, write_inter
+
 name = os.path.basename(os.path.normpath(data_dir)).replace("-", "_")
 work = tempfile.mkdtemp(prefix="recbole-peer-")
-os.makedirs(os.path.join(work, name))
 os.chdir(work)  # RecBole writes ./log/ and ./log_tensorboard/ relative to the working directory
-# Atomic .inter file: pulse's chronological position serves as the timestamp.
-n_interactions = 0
-with open(os.path.join(data_dir, "interactions.tsv")) as f, open(os.path.join(work, name, f"{name}.inter"), "w") as g:
-    header = f.readline().rstrip("\n").split("\t")
-    iu, ii, io = header.index("user_id"), header.index("item_id"), header.index("position")
-    g.write("user_id:token\titem_id:token\ttimestamp:float\n")
-    for line in f:
-        c = line.rstrip("\n").split("\t")
-        g.write(f"{c[iu]}\t{c[ii]}\t{c[io]}\n")
-        n_interactions += 1
-
-config = Config(model="SASRec", dataset=name, config_dict={
-    "data_path": work, "checkpoint_dir": os.path.join(work, "saved"),
-    "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-    "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
-    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
-    "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "NDCG@10",
-    # pulse's SASRec settings (the paper's architecture, full-softmax CE)
-    "hidden_size": 50, "inner_size": 50, "n_layers": 2, "n_heads": 2,
-    "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5, "hidden_act": "relu", "layer_norm_eps": 1e-8,
-    "loss_type": "CE", "train_neg_sample_args": None, "MAX_ITEM_LIST_LENGTH": 50, "learning_rate": 0.001,
-    # RecBole's own defaults for batching
-    "train_batch_size": 2048, "eval_batch_size": 4096,
-    "epochs": a.epochs, "stopping_step": 10, "eval_step": 1,
-    "seed": 42, "reproducibility": True, "use_gpu": False, "device": "cpu", "show_progress": False,
-    "log_wandb": False, "worker": 0,
-})
+n_interactions = write_inter(data_dir, work, name)
+config = Config(model="SASRec", dataset=name, config_dict=sasrec_config(work, a.epochs, 10))
 init_seed(config["seed"], config["reproducibility"])
 init_logger(config)
 dataset = create_dataset(config)

@@ -3,51 +3,31 @@
 //! co-occurrence counts, c(i, j) / sqrt(n(i) · n(j)). A user's score for an item is the sum of its
 //! similarities to the user's last items, each older one weighted `decay` times the next newer one.
 //! Counts come from train prefixes only (validation and test targets are never counted).
+//!
+//! The counting and scoring core is pulse-recommend's candle-free [`pulse_recommend::parts::Knn`], the
+//! same code a served bundle runs (its neighbour lists are what a bundle stores); this is its
+//! `Recommender` face.
 use pulse_data::Split;
 use pulse_eval::{BoxError, Recommender};
-use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
 pub struct ItemKnn {
-    n_items: usize,
-    /// For each item, its neighbours and similarities.
-    neighbours: Vec<Vec<(u32, f32)>>,
-    last: usize,
-    decay: f32,
+    inner: pulse_recommend::parts::Knn,
 }
 
 impl ItemKnn {
     pub fn fit(split: &Split, window: usize, last: usize, decay: f32) -> Self {
-        let n = split.n_items;
-        let mut occ = vec![0f64; n];
-        let mut co: Vec<HashMap<u32, f64>> = vec![HashMap::new(); n];
-        for u in &split.users {
-            let s = &u.train;
-            for (a, &i) in s.iter().enumerate() {
-                occ[i as usize] += 1.0;
-                for &j in s.iter().skip(a + 1).take(window) {
-                    if i != j {
-                        *co[i as usize].entry(j).or_default() += 1.0;
-                        *co[j as usize].entry(i).or_default() += 1.0;
-                    }
-                }
-            }
-        }
-        let neighbours = co
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let mut v: Vec<(u32, f32)> = m.into_iter().map(|(j, c)| (j, (c / (occ[i] * occ[j as usize]).sqrt()) as f32)).collect();
-                v.sort_unstable_by_key(|&(j, _)| j);
-                v
-            })
-            .collect();
-        ItemKnn { n_items: n, neighbours, last, decay }
+        let seqs: Vec<&[u32]> = split.users.iter().map(|u| u.train.as_slice()).collect();
+        ItemKnn { inner: pulse_recommend::parts::Knn::fit(&seqs, split.n_items, window, last, decay) }
     }
 
     pub fn similarity(&self, i: u32, j: u32) -> f32 {
-        let v = &self.neighbours[i as usize];
-        v.binary_search_by_key(&j, |&(k, _)| k).map_or(0.0, |p| v[p].1)
+        self.inner.similarity(i, j)
+    }
+
+    /// The co-occurrence lists (what a bundle stores).
+    pub fn core(&self) -> &pulse_recommend::parts::Knn {
+        &self.inner
     }
 }
 
@@ -57,22 +37,7 @@ impl Recommender for ItemKnn {
     }
 
     fn score_all(&self, histories: &[&[u32]]) -> Result<Vec<Vec<f32>>, BoxError> {
-        Ok(histories
-            .iter()
-            .map(|h| {
-                let mut row = vec![0f32; self.n_items];
-                let mut w = 1.0f32;
-                for &i in h.iter().rev().take(self.last) {
-                    if let Some(nb) = self.neighbours.get(i as usize) {
-                        for &(j, s) in nb {
-                            row[j as usize] += w * s;
-                        }
-                    }
-                    w *= self.decay;
-                }
-                row
-            })
-            .collect())
+        Ok(histories.iter().map(|h| self.inner.scores(h)).collect())
     }
 }
 

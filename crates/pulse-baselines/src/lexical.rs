@@ -3,29 +3,18 @@
 //! product lines and platforms ("playstation 4") are rare tokens a sentence encoder blurs; here they
 //! weigh by their rarity in the catalogue. Nothing is trained (document frequencies are a statistic of the
 //! catalogue's titles), so it ranks any catalogue, as [`crate::Content`] does.
+//!
+//! The scoring core is pulse-recommend's candle-free [`pulse_recommend::parts::Lexical`], the same code a
+//! served bundle runs; this is its `Recommender` face.
 use crate::Result;
 use pulse_eval::{BoxError, Recommender};
-use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
 pub struct Lexical {
-    /// Per item: (term, weight), unit norm (empty for a title with no word).
-    items: Vec<Vec<(u32, f32)>>,
-    /// Per term: (item, weight).
-    postings: Vec<Vec<(u32, f32)>>,
-    last: usize,
-    decay: f32,
+    inner: pulse_recommend::parts::Lexical,
 }
 
-/// Lowercased alphanumeric words of `s`, then each adjacent pair. Titles come decoded from the loader
-/// (`pulse_data` turns `&amp;` and the like into characters), so "&" and "-" just separate words.
-pub fn terms(s: &str) -> Vec<String> {
-    let lower = s.to_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    let mut t: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-    t.extend(words.windows(2).map(|p| format!("{} {}", p[0], p[1])));
-    t
-}
+pub use pulse_recommend::parts::terms;
 
 impl Lexical {
     /// `titles`: one per item (row i = item i); `last` / `decay` as for [`crate::Content`].
@@ -33,48 +22,12 @@ impl Lexical {
         if last == 0 || !(decay > 0.0 && decay <= 1.0) {
             return Err(crate::BaselineError::Invalid(format!("lexical: last must be ≥ 1 and decay in (0, 1], got {last}, {decay}")));
         }
-        let mut vocab: HashMap<String, u32> = HashMap::new();
-        let mut counts: Vec<Vec<(u32, u32)>> = Vec::with_capacity(titles.len());
-        let mut df: Vec<u32> = vec![];
-        for t in titles {
-            let mut c: HashMap<u32, u32> = HashMap::new();
-            for w in terms(t) {
-                let n = vocab.len() as u32;
-                let id = *vocab.entry(w).or_insert(n);
-                if id == n {
-                    df.push(0);
-                }
-                *c.entry(id).or_default() += 1;
-            }
-            let mut c: Vec<(u32, u32)> = c.into_iter().collect();
-            c.sort_unstable();
-            for &(id, _) in &c {
-                df[id as usize] += 1;
-            }
-            counts.push(c);
-        }
-        let n = titles.len() as f32;
-        // smoothed idf, sublinear tf
-        let idf: Vec<f32> = df.iter().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect();
-        let mut postings = vec![vec![]; df.len()];
-        let mut items = Vec::with_capacity(counts.len());
-        for (i, c) in counts.into_iter().enumerate() {
-            let mut v: Vec<(u32, f32)> = c.into_iter().map(|(id, k)| (id, (1.0 + (k as f32).ln()) * idf[id as usize])).collect();
-            let norm = v.iter().map(|&(_, x)| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                v.iter_mut().for_each(|(_, x)| *x /= norm);
-            }
-            for &(id, x) in &v {
-                postings[id as usize].push((i as u32, x));
-            }
-            items.push(v);
-        }
-        Ok(Lexical { items, postings, last, decay })
+        Ok(Lexical { inner: pulse_recommend::parts::Lexical::new(titles, last, decay) })
     }
 
     /// Size of the vocabulary (words and word pairs).
     pub fn n_terms(&self) -> usize {
-        self.postings.len()
+        self.inner.terms.len()
     }
 }
 
@@ -84,33 +37,7 @@ impl Recommender for Lexical {
     }
 
     fn score_all(&self, histories: &[&[u32]]) -> std::result::Result<Vec<Vec<f32>>, BoxError> {
-        let n = self.items.len();
-        let mut out = Vec::with_capacity(histories.len());
-        for h in histories {
-            let mut p: HashMap<u32, f32> = HashMap::new();
-            let mut w = 1.0f32;
-            for &i in h.iter().rev().take(self.last) {
-                if let Some(v) = self.items.get(i as usize) {
-                    for &(id, x) in v {
-                        *p.entry(id).or_default() += w * x;
-                    }
-                }
-                w *= self.decay;
-            }
-            // unit profile, so scores are cosines and comparable across users
-            let norm = p.values().map(|x| x * x).sum::<f32>().sqrt();
-            let mut s = vec![0f32; n];
-            if norm > 0.0 {
-                for (&id, &x) in &p {
-                    let x = x / norm;
-                    for &(j, y) in &self.postings[id as usize] {
-                        s[j as usize] += x * y;
-                    }
-                }
-            }
-            out.push(s);
-        }
-        Ok(out)
+        Ok(histories.iter().map(|h| self.inner.scores(h)).collect())
     }
 }
 

@@ -136,20 +136,8 @@ pub fn fit(o: &FitOptions) -> Result<Vec<String>> {
     }
     arrays.sort_by(|a, b| a.0.cmp(&b.0));
     w.put_arrays("pulse_ts.safetensors", &arrays)?;
-    let train_seqs: Vec<&[u32]> = l.split.users.iter().map(|u| u.train.as_slice()).collect();
-    let k = pulse_recommend::parts::Knn::fit(&train_seqs, n, c.itemknn.window, c.itemknn.last, c.itemknn.decay);
     let pop_counts = pulse_baselines::Pop::fit(&l.split).counts().to_vec();
-    let nnz = k.cols.len();
-    w.put_arrays(
-        "neighbours.safetensors",
-        &[
-            ("offsets", Array::u32(&[n + 1], k.offsets.clone())),
-            ("cols", Array::u32(&[nnz], k.cols.clone())),
-            ("counts", Array::f32(&[nnz], k.counts.clone())),
-            ("occ", Array::f32(&[n], k.occ.clone())),
-            ("pop", Array::f32(&[n], pop_counts)),
-        ],
-    )?;
+    w.put_arrays("neighbours.safetensors", &knn.core().bundle_arrays(pop_counts))?;
     let settings = Settings {
         sequence_model: seq_name.into(),
         heads: seq.cfg.heads,

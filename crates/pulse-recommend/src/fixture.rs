@@ -71,17 +71,7 @@ pub fn write_tiny(out: &Path, n_items: usize, seed: u64) -> Result<Manifest> {
     let knn = Knn::fit(&seqs, n_items, 3, 10, 0.8);
     let mut pop = vec![0f32; n_items];
     users.iter().flat_map(|u| &u.items).for_each(|&i| pop[i as usize] += 1.0);
-    let nnz = knn.cols.len();
-    w.put_arrays(
-        "neighbours.safetensors",
-        &[
-            ("offsets", Array::u32(&[n_items + 1], knn.offsets.clone())),
-            ("cols", Array::u32(&[nnz], knn.cols.clone())),
-            ("counts", Array::f32(&[nnz], knn.counts.clone())),
-            ("occ", Array::f32(&[n_items], knn.occ.clone())),
-            ("pop", Array::f32(&[n_items], pop)),
-        ],
-    )?;
+    w.put_arrays("neighbours.safetensors", &knn.bundle_arrays(pop))?;
     let p = ProfileSettings { last: 10, decay: 0.8 };
     let settings = Settings {
         sequence_model: "pulse-ts-norat".into(),

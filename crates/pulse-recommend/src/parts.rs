@@ -115,6 +115,18 @@ impl Knn {
         }
         Knn { offsets, cols, counts, occ: occ.into_iter().map(|x| x as f32).collect(), last, decay }
     }
+    /// The arrays of a bundle's `neighbours.safetensors`: these lists and the catalogue's popularity.
+    pub fn bundle_arrays(&self, pop: Vec<f32>) -> Vec<(&'static str, crate::bundle::Array)> {
+        use crate::bundle::Array;
+        let (n, nnz) = (self.occ.len(), self.cols.len());
+        vec![
+            ("offsets", Array::u32(&[n + 1], self.offsets.clone())),
+            ("cols", Array::u32(&[nnz], self.cols.clone())),
+            ("counts", Array::f32(&[nnz], self.counts.clone())),
+            ("occ", Array::f32(&[n], self.occ.clone())),
+            ("pop", Array::f32(&[n], pop)),
+        ]
+    }
     fn row(&self, i: u32) -> (&[u32], &[f32]) {
         let (a, b) = (self.offsets[i as usize] as usize, self.offsets[i as usize + 1] as usize);
         (&self.cols[a..b], &self.counts[a..b])
