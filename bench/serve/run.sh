@@ -7,8 +7,8 @@
 # RecBole's SASRec checkpoint behind FastAPI + uvicorn (2 workers, PyTorch CPU, top-10 only, no
 # reasons; bench/serve/peer/) — on the same bodies and the same client. The load client
 # (crates/pulse-serve/examples/load.rs, 1 thread) shares the 2 cores with the server, for both.
-# Writes results/bench-serve/{results.jsonl,conditions.txt,table.md} (OUT=DIR elsewhere) and prints the
-# table (bench/serve/table.py), which docs/benchmarks.md and README.md include.
+# Writes OUT/{results.jsonl,conditions.txt,table.md} (default OUT: the git-ignored bench/out/bench-serve;
+# OUT=results/bench-serve regenerates the committed table that docs/serving.md includes) and prints the table.
 # The peer's models come from bench/serve/peer/train.py into bench/out/peer-<name>/ (made here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +20,7 @@ bundles=("$@")
 cargo build --release --quiet --bin pulse
 cargo build --release --quiet -p pulse-serve --example load
 load=target/release/examples/load
-out="${OUT:-results/bench-serve}"
+out="${OUT:-bench/out/bench-serve}"
 mkdir -p "$out" bench/out
 res="$out/results.jsonl"
 : > "$res"

@@ -164,14 +164,19 @@ impl Engine {
         let seq = SeqModel::from_arrays(bundle.read_arrays("pulse_ts.safetensors")?, "pulse_ts.safetensors", settings.heads, settings.blocks, settings.gelu)?;
         let mut nb = bundle.read_arrays("neighbours.safetensors")?;
         let f = "neighbours.safetensors";
-        let knn = Knn {
-            offsets: take_u32(&mut nb, f, "offsets")?,
-            cols: take_u32(&mut nb, f, "cols")?,
-            counts: take_f32(&mut nb, f, "counts", 1)?.1,
-            occ: take_f32(&mut nb, f, "occ", 1)?.1,
-            last: settings.itemknn.last,
-            decay: settings.itemknn.decay,
-        };
+        let (offsets, cols) = (take_u32(&mut nb, f, "offsets")?, take_u32(&mut nb, f, "cols")?);
+        let (counts, occ) = (take_f32(&mut nb, f, "counts", 1)?.1, take_f32(&mut nb, f, "occ", 1)?.1);
+        let csr_ok = offsets.len() == n + 1
+            && occ.len() == n
+            && counts.len() == cols.len()
+            && offsets.first() == Some(&0)
+            && offsets.last().map(|&o| o as usize) == Some(cols.len())
+            && offsets.windows(2).all(|w| w[0] <= w[1])
+            && cols.iter().all(|&j| (j as usize) < n);
+        if !csr_ok {
+            return Err(RecError::Bundle { path: dir.join(f), msg: format!("neighbour lists do not fit the {n}-item catalogue") });
+        }
+        let knn = Knn::new(offsets, cols, counts, occ, settings.itemknn.last, settings.itemknn.decay);
         let pop = Pop { counts: take_f32(&mut nb, f, "pop", 1)?.1 };
         if ts[0] != n || seq.n_items != n || knn.occ.len() != n || knn.offsets.len() != n + 1 || pop.counts.len() != n || xy.len() != 2 * n {
             return Err(bad(format!("files disagree on the catalogue size ({n} items in catalogue.jsonl)")));

@@ -84,9 +84,22 @@ pub struct Knn {
     pub occ: Vec<f32>,
     pub last: usize,
     pub decay: f32,
+    /// Per stored pair, its similarity c(i,j)/√(n(i)·n(j)) (computed once, as `similarity` computes it).
+    sims: Vec<f32>,
 }
 
 impl Knn {
+    /// From stored co-occurrence lists (CSR by item, columns sorted) and occurrence counts.
+    pub fn new(offsets: Vec<u32>, cols: Vec<u32>, counts: Vec<f32>, occ: Vec<f32>, last: usize, decay: f32) -> Knn {
+        let mut sims = Vec::with_capacity(cols.len());
+        for i in 0..occ.len() {
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            for (&j, &c) in cols[a..b].iter().zip(&counts[a..b]) {
+                sims.push((c as f64 / (occ[i] as f64 * occ[j as usize] as f64).sqrt()) as f32);
+            }
+        }
+        Knn { offsets, cols, counts, occ, last, decay, sims }
+    }
     /// Co-occurrence counts of `sequences` (each user's training items) within `window` positions.
     pub fn fit(sequences: &[&[u32]], n_items: usize, window: usize, last: usize, decay: f32) -> Knn {
         let mut occ = vec![0f64; n_items];
@@ -113,7 +126,7 @@ impl Knn {
             }
             offsets.push(cols.len() as u32);
         }
-        Knn { offsets, cols, counts, occ: occ.into_iter().map(|x| x as f32).collect(), last, decay }
+        Knn::new(offsets, cols, counts, occ.into_iter().map(|x| x as f32).collect(), last, decay)
     }
     /// The arrays of a bundle's `neighbours.safetensors`: these lists and the catalogue's popularity.
     pub fn bundle_arrays(&self, pop: Vec<f32>) -> Vec<(&'static str, crate::bundle::Array)> {
@@ -148,10 +161,9 @@ impl Knn {
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
         let mut row = vec![0f32; self.occ.len()];
         for (pos, w) in profile(history, self.last, self.decay) {
-            let i = history[pos];
-            let (cols, counts) = self.row(i);
-            for (&j, &c) in cols.iter().zip(counts) {
-                let s = (c as f64 / (self.occ[i as usize] as f64 * self.occ[j as usize] as f64).sqrt()) as f32;
+            let i = history[pos] as usize;
+            let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+            for (&j, &s) in self.cols[a..b].iter().zip(&self.sims[a..b]) {
                 row[j as usize] += w * s;
             }
         }
