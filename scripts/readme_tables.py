@@ -190,11 +190,11 @@ def explain_table(path):
     r = json.loads(path.read_text())
     st = r["settings"]
     out = ["| model | evidence | users | cited items (mean) | **PN: cited removed** | PN: as many random removed | "
-           "mean rank drop, cited | random | median drop, cited | random |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "mean rank drop, cited | random | median drop, cited | random | random = cited (whole window) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for x in r["rows"]:
         out.append(f"| {x['mode']} | {'leave-one-out' if x['leave_one_out'] else 'parts'} | {x['users']:,} | {x['mean_cited']:.2f} | "
                    f"**{x['pn_cited']:.3f}** | {x['pn_random']:.3f} | {x['rank_drop_cited']:.0f} | {x['rank_drop_random']:.0f} | "
-                   f"{x['median_drop_cited']:.0f} | {x['median_drop_random']:.0f} |")
+                   f"{x['median_drop_cited']:.0f} | {x['median_drop_random']:.0f} | {x['whole_history']} of {x['users']} (last {x['window']}) |")
     b = r["bundle"]
     return ("\n".join(out) + f"\n\nTop-1 of {st['users']:,} sampled users (seed {st['seed']}), leaves the top-{st['k']}; bundle "
             f"`{b['name']}` ({b['code_version']}), measured {r['measured_at'][:10]}; from "

@@ -292,7 +292,7 @@ pub struct RecommendArgs {
     /// A bundle written by `pulse fit`.
     #[arg(long)]
     pub bundle: PathBuf,
-    /// A user of the bundle's dataset (their whole history).
+    /// A user of the bundle's dataset (their history, the last 200 items).
     #[arg(long)]
     pub user: Option<String>,
     /// Catalogue item ids, oldest first: "id,id,…".

@@ -170,16 +170,18 @@ pub fn fit(o: &FitOptions) -> Result<Vec<String>> {
         }),
         files: Default::default(),
     };
-    let manifest = w.finish(manifest)?;
+    let sealed = w.seal(manifest)?;
 
-    // the served scores must be the trained models' (else the bundle is removed)
-    let max_diff = match check_bundle(&o.out, &l, &[&seq, &content, &knn, &lexical, &pop]) {
+    // the served scores must be the trained models' before the bundle goes into place
+    let max_diff = match check_bundle(sealed.partial_dir(), &l, &[&seq, &content, &knn, &lexical, &pop]) {
         Ok(d) => d,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&o.out);
-            return Err(e.context(format!("{}: the served scores differ from the trained models' (bundle removed)", o.out.display())));
+            let p = sealed.partial_dir().display().to_string();
+            sealed.discard();
+            return Err(e.context(format!("{p}: the served scores differ from the trained models' (not installed)")));
         }
     };
+    let manifest = sealed.commit()?;
     let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
     Ok(vec![
         format!("bundle {} ({} files, {:.1} MB): {} items, {} users", o.out.display(), manifest.files.len() + 1, bytes as f64 / 1e6, n, l.ds.users.len()),

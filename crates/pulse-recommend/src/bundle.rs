@@ -124,19 +124,58 @@ impl BundleWriter {
         self.put(name, &bytes)
     }
 
-    /// Writes manifest.json (with the files written so far) and moves the bundle into place, replacing
-    /// an older bundle at the same path.
-    pub fn finish(mut self, mut manifest: Manifest) -> Result<Manifest> {
+    /// Writes manifest.json (with the files written so far) into the partial folder and returns it: a
+    /// complete bundle there (`partial_dir`) that a caller can load and check before [`Sealed::commit`].
+    pub fn seal(mut self, mut manifest: Manifest) -> Result<Sealed> {
         manifest.format_version = FORMAT_VERSION;
         manifest.files = std::mem::take(&mut self.files);
         let p = self.tmp.join("manifest.json");
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| RecError::Invalid(e.to_string()))?;
         std::fs::write(&p, text + "\n").map_err(io(&p))?;
-        if self.out.exists() {
-            std::fs::remove_dir_all(&self.out).map_err(io(&self.out))?;
+        Ok(Sealed { out: self.out, tmp: self.tmp, manifest })
+    }
+
+    /// [`BundleWriter::seal`] then [`Sealed::commit`].
+    pub fn finish(self, manifest: Manifest) -> Result<Manifest> {
+        self.seal(manifest)?.commit()
+    }
+}
+
+/// A complete bundle in its partial folder, not yet in place.
+pub struct Sealed {
+    out: PathBuf,
+    tmp: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Sealed {
+    pub fn partial_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Moves the bundle into place; an older bundle at the path is replaced only once the new one is
+    /// there (renamed aside first, removed last).
+    pub fn commit(self) -> Result<Manifest> {
+        let mut old = self.out.as_os_str().to_owned();
+        old.push(".old");
+        let old = PathBuf::from(old);
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        let had = self.out.exists();
+        if had {
+            std::fs::rename(&self.out, &old).map_err(io(&self.out))?;
         }
         std::fs::rename(&self.tmp, &self.out).map_err(io(&self.out))?;
-        Ok(manifest)
+        if had {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok(self.manifest)
+    }
+
+    /// Removes the partial folder (a bundle that failed its check).
+    pub fn discard(self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
     }
 }
 
@@ -189,7 +228,7 @@ impl Bundle {
             if bytes.len() as u64 != info.bytes || sha256_hex(&bytes) != info.sha256 {
                 return Err(RecError::Bundle {
                     path: p,
-                    msg: format!("corrupted: {} bytes with sha256 {}, the manifest says {} bytes with {}", bytes.len(), &sha256_hex(&bytes)[..16], info.bytes, &info.sha256[..16.min(info.sha256.len())]),
+                    msg: format!("corrupted: {} bytes with sha256 {}, the manifest says {} bytes with {}", bytes.len(), &sha256_hex(&bytes)[..16], info.bytes, info.sha256.get(..16).unwrap_or(&info.sha256)),
                 });
             }
         }

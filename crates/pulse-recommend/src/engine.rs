@@ -152,6 +152,17 @@ impl Engine {
         if settings.hybrid_parts.len() != settings.hybrid_weights.len() {
             return Err(bad("models.serving: hybrid_parts and hybrid_weights differ in length".into()));
         }
+        let known = ["pulse-ts", "pulse-ts-norat", "content", "itemknn", "lexical", "pop"];
+        let mut seen = std::collections::HashSet::new();
+        for p in &settings.hybrid_parts {
+            let canon = if p == "pulse-ts-norat" { "pulse-ts" } else { p.as_str() };
+            if !known.contains(&p.as_str()) || !seen.insert(canon) {
+                return Err(bad(format!("models.serving: hybrid part {p:?} unknown or listed twice")));
+            }
+        }
+        if settings.blocks == 0 || settings.heads == 0 {
+            return Err(bad("models.serving: blocks and heads must be ≥ 1".into()));
+        }
         let items: Vec<CatalogueItem> = bundle.read_json_lines("catalogue.jsonl")?;
         let users: Vec<UserRow> = bundle.read_json_lines("users.jsonl")?;
         let n = items.len();
@@ -172,7 +183,11 @@ impl Engine {
             && offsets.first() == Some(&0)
             && offsets.last().map(|&o| o as usize) == Some(cols.len())
             && offsets.windows(2).all(|w| w[0] <= w[1])
-            && cols.iter().all(|&j| (j as usize) < n);
+            && cols.iter().all(|&j| (j as usize) < n)
+            && (0..n).all(|i| {
+                let row = &cols[offsets[i] as usize..offsets[i + 1] as usize];
+                row.windows(2).all(|w| w[0] < w[1]) && (row.is_empty() || occ[i] > 0.0) && row.iter().all(|&j| occ[j as usize] > 0.0)
+            });
         if !csr_ok {
             return Err(RecError::Bundle { path: dir.join(f), msg: format!("neighbour lists do not fit the {n}-item catalogue") });
         }
@@ -180,6 +195,9 @@ impl Engine {
         let pop = Pop { counts: take_f32(&mut nb, f, "pop", 1)?.1 };
         if ts[0] != n || seq.n_items != n || knn.occ.len() != n || knn.offsets.len() != n + 1 || pop.counts.len() != n || xy.len() != 2 * n {
             return Err(bad(format!("files disagree on the catalogue size ({n} items in catalogue.jsonl)")));
+        }
+        if ts[1] == 0 || ts[1] > 4096 {
+            return Err(RecError::Bundle { path: dir.join("item_text.safetensors"), msg: format!("text embeddings of width {} (1 to 4096 expected)", ts[1]) });
         }
         let content = Content::new(&tv, ts[1], settings.content.last, settings.content.decay);
         let titles: Vec<&str> = items.iter().map(|i| i.title.as_str()).collect();
@@ -339,6 +357,9 @@ impl Engine {
 
     /// The top `k` of `scores` (highest first, ties by index), without `exclude`.
     pub fn top_k(scores: &[f32], k: usize, exclude: &[u32]) -> Vec<u32> {
+        if k == 0 {
+            return vec![];
+        }
         let mut ex: Vec<u32> = exclude.to_vec();
         ex.sort_unstable();
         let mut heap: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
@@ -347,7 +368,7 @@ impl Engine {
             if heap.len() == k && !(s > heap[k - 1].0) {
                 continue;
             }
-            if ex.binary_search(&i).is_ok() || k == 0 {
+            if ex.binary_search(&i).is_ok() || s.is_nan() {
                 continue;
             }
             let pos = heap.partition_point(|&(hs, hi)| hs > s || (hs == s && hi < i));
@@ -414,7 +435,8 @@ impl Engine {
         let seq_sd = if r.leave_one_out { Some(if r.mode == Mode::Hybrid { st.seq_sd } else { 1.0 }) } else { None };
         // leave-one-out: the state without each distinct history item
         let loo: Vec<(u32, Option<Vec<f32>>)> = if r.leave_one_out && !h.is_empty() {
-            let mut distinct: Vec<u32> = h.clone();
+            // items only older than the model's window cannot change its state: their share is exactly 0
+            let mut distinct: Vec<u32> = h[h.len().saturating_sub(self.seq.max_len)..].to_vec();
             distinct.sort_unstable();
             distinct.dedup();
             distinct.into_iter().map(|it| (it, self.seq.state(&h.iter().copied().filter(|&x| x != it).collect::<Vec<_>>()))).collect()

@@ -1,7 +1,8 @@
 //! The counterfactual check of the evidence: remove a recommendation's cited history items from the
 //! history and re-rank. If the evidence is what produced the score, the item should fall — out of the
 //! top k for most users (the *probability of necessity*). Beside it, the same number of history items
-//! chosen at random, so the evidence has to beat chance. The candidate set stays the original one (items
+//! chosen at random from the items the evidence could have cited (the parts' window of recent items,
+//! or the sequence model's for leave-one-out), so the evidence has to beat chance. The candidate set stays the original one (items
 //! of the full history stay excluded), so only the scores change.
 use crate::engine::{Engine, Mode, Request};
 use serde::Serialize;
@@ -25,8 +26,10 @@ pub struct Necessity {
     /// Median of the same.
     pub median_drop_cited: f64,
     pub median_drop_random: f64,
-    /// Users whose cited set is their whole distinct history (random removal then removes the same).
+    /// Users whose cited set is every item the evidence could cite (random removal then removes the same).
     pub whole_history: usize,
+    /// How many recent history items the random draw chooses from.
+    pub window: usize,
 }
 
 struct SplitMix(u64);
@@ -72,6 +75,12 @@ pub fn sample_users(e: &Engine, n: usize, seed: u64) -> Vec<usize> {
 
 pub fn measure(e: &Engine, users: &[usize], mode: Mode, leave_one_out: bool, k: usize, seed: u64) -> Necessity {
     let mut r = SplitMix(seed ^ 0x5eed);
+    let parts_window = e.content.last.max(e.knn.last).max(e.lexical.last);
+    let window = match (leave_one_out, mode) {
+        (false, _) => parts_window,
+        (true, Mode::PulseTs) => e.seq.max_len,
+        (true, Mode::Hybrid) => e.seq.max_len.max(parts_window),
+    };
     let (mut n, mut none, mut whole) = (0usize, 0usize, 0usize);
     let (mut out_c, mut out_r, mut cited_sum) = (0usize, 0usize, 0usize);
     let (mut drops_c, mut drops_r) = (vec![], vec![]);
@@ -88,13 +97,15 @@ pub fn measure(e: &Engine, users: &[usize], mode: Mode, leave_one_out: bool, k: 
         let mut distinct = h.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        // random: as many distinct history items as were cited
-        let mut pool = distinct.clone();
+        // random: as many distinct items as were cited, from the window the evidence draws on
+        let mut pool = h[h.len().saturating_sub(window)..].to_vec();
+        pool.sort_unstable();
+        pool.dedup();
         for i in (1..pool.len()).rev() {
             pool.swap(i, r.below(i + 1));
         }
         let random: Vec<u32> = pool[..cited.len().min(pool.len())].to_vec();
-        if cited.len() >= distinct.len() {
+        if cited.len() >= pool.len() {
             whole += 1;
         }
         let rank_without = |removed: &[u32]| {
@@ -127,5 +138,6 @@ pub fn measure(e: &Engine, users: &[usize], mode: Mode, leave_one_out: bool, k: 
         median_drop_cited: median(&mut drops_c),
         median_drop_random: median(&mut drops_r),
         whole_history: whole,
+        window,
     }
 }

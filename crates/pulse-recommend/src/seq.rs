@@ -88,6 +88,9 @@ impl SeqModel {
         if s[1] != d {
             return Err(RecError::Invalid(format!("{file}: pos_emb has width {}, items {d}", s[1])));
         }
+        if d == 0 || n_items == 0 {
+            return Err(RecError::Invalid(format!("{file}: items table of shape [{n_items}, {d}]")));
+        }
         if heads == 0 || d % heads != 0 {
             return Err(RecError::Invalid(format!("{file}: {heads} heads do not divide hidden size {d}")));
         }
@@ -126,6 +129,9 @@ impl SeqModel {
         }
         let lnf_g = v("lnf.g".into(), d)?;
         let lnf_b = v("lnf.b".into(), d)?;
+        if let Some(extra) = m.keys().next() {
+            return Err(RecError::Invalid(format!("{file}: array {extra} is not part of a {blocks}-block model")));
+        }
         let mut items_t = vec![0f32; items.len()];
         for (i, row) in items.chunks_exact(d).enumerate() {
             for (j, &x) in row.iter().enumerate() {

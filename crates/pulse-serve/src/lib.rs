@@ -40,10 +40,17 @@ pub enum ServeError {
     NoToken(SocketAddr),
     #[error("{0}: {1}")]
     Io(SocketAddr, std::io::Error),
+    #[error("the token must be printable ASCII without spaces (it travels in an HTTP header)")]
+    BadToken,
 }
 
 /// A non-loopback address needs a token.
 pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), ServeError> {
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ServeError::BadToken);
+        }
+    }
     if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
         return Err(ServeError::NoToken(addr));
     }
@@ -62,6 +69,11 @@ impl AppState {
         Arc::new(AppState { engine, token: token.filter(|t| !t.is_empty()), metrics: Metrics::new(&ROUTES), started: Instant::now() })
     }
 }
+
+/// Seconds a request may take, reading its body included.
+pub const REQUEST_TIMEOUT_S: u64 = 30;
+/// Seconds requests in flight get to finish after SIGTERM.
+pub const SHUTDOWN_GRACE_S: u64 = 10;
 
 /// Default body limit (bytes): a 200-item history of long ids is well under it.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -85,16 +97,33 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }))
+        // a request (body included) that takes longer than this is answered 408 and dropped
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, std::time::Duration::from_secs(REQUEST_TIMEOUT_S)))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then gives the requests in flight [`SHUTDOWN_GRACE_S`] seconds.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let s2 = stopping.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        s2.notify_one();
+    });
+    tokio::select! {
+        r = server => r,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(SHUTDOWN_GRACE_S)).await;
+        } => {
+            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE_S} s: stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -186,7 +215,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 async fn auth(State(s): State<Arc<AppState>>, headers: HeaderMap, req: Request, next: Next) -> Response {
     if let Some(t) = &s.token {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t);
         if !given.is_some_and(|g| same(g.trim().as_bytes(), t.as_bytes())) {
             return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
         }
@@ -250,6 +284,17 @@ fn check_k(k: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Leave-one-out requests cost one forward pass per recent history item: they run on the blocking pool,
+/// so they never hold up the async workers (health checks and fast requests keep being answered).
+async fn answer_async(e: Arc<Engine>, history: Vec<u32>, user: Option<String>, k: usize, exclude_history: bool, mode: Mode, leave_one_out: bool) -> Result<RecommendResponse, ApiError> {
+    if !leave_one_out {
+        return answer(&e, history, user, k, exclude_history, mode, false);
+    }
+    tokio::task::spawn_blocking(move || answer(&e, history, user, k, exclude_history, mode, true))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+}
+
 fn answer(e: &Engine, history: Vec<u32>, user: Option<String>, k: usize, exclude_history: bool, mode: Mode, leave_one_out: bool) -> Result<RecommendResponse, ApiError> {
     let req = pulse_recommend::Request { history, k, exclude_history, mode, leave_one_out };
     let items = e.recommend(&req)?;
@@ -292,7 +337,7 @@ async fn recommend(State(s): State<Arc<AppState>>, body: Result<Json<RecommendBo
             e.items_by_id(h)?
         }
     };
-    Ok(Json(answer(e, history, b.user, b.k, b.exclude_history, mode, b.leave_one_out)?))
+    Ok(Json(answer_async(s.engine.clone(), history, b.user, b.k, b.exclude_history, mode, b.leave_one_out).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -322,7 +367,8 @@ async fn user_recommendations(
     let mode = parse_mode(q.model.as_deref())?;
     let e = &s.engine;
     let Some(row) = e.user(&id) else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown user {id:?}"))) };
-    Ok(Json(answer(e, clip_history(&row.items).to_vec(), Some(id), q.k, true, mode, q.leave_one_out)?))
+    let history = clip_history(&row.items).to_vec();
+    Ok(Json(answer_async(s.engine.clone(), history, Some(id), q.k, true, mode, q.leave_one_out).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Upper bounds of the latency buckets, in seconds.
 pub const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 /// Statuses counted individually; anything else is counted as "other".
-const STATUSES: [u16; 9] = [200, 400, 401, 404, 405, 413, 415, 422, 500];
+const STATUSES: [u16; 10] = [200, 400, 401, 404, 405, 408, 413, 415, 422, 500];
 
 struct Route {
     name: &'static str,

@@ -151,6 +151,13 @@ async fn token_guards_the_api_not_health() {
     assert_eq!(c.get("/v1/items?q=rose").await.unwrap().status, 401);
     c.token = Some("s3cret".into());
     assert_eq!(c.get("/v1/items?q=rose").await.unwrap().status, 200);
+    // the scheme is case-insensitive (RFC 9110)
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\nAuthorization: bearer s3cret\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    raw.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert_eq!(c.post("/v1/recommend", br#"{"history": ["I001"]}"#).await.unwrap().status, 200);
     s.shutdown().await;
 }
@@ -164,6 +171,9 @@ fn no_token_no_public_bind() {
     assert!(check_bind(public, Some("t")).is_ok());
     assert!(check_bind("127.0.0.1:8080".parse().unwrap(), None).is_ok());
     assert!(check_bind("[::1]:8080".parse().unwrap(), None).is_ok());
+    // a token must be able to travel in a header
+    assert!(check_bind("127.0.0.1:8080".parse().unwrap(), Some("two words")).is_err());
+    assert!(check_bind("127.0.0.1:8080".parse().unwrap(), Some("clé")).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
