@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod engine;
 pub mod explain;
 pub mod fixture;
+pub mod grounding;
 pub mod necessity;
 pub mod parts;
 pub mod query;

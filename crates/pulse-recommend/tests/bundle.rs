@@ -118,3 +118,33 @@ fn titles_match_up_to_case_and_punctuation_with_suggestions() {
     assert!(resolve(&e, &Who::User("nobody".into())).is_err());
     assert_eq!(resolve(&e, &Who::User("U03".into())).unwrap(), e.user("U03").unwrap().items);
 }
+
+#[test]
+fn evidence_sentences_pass_the_grounding_check() {
+    use pulse_recommend::grounding::{check, Context, Failure, Thresholds, Vocab};
+    let t = tempfile::tempdir().unwrap();
+    let e = Engine::load(&bundle(t.path())).unwrap();
+    let vocab = Vocab::new(e.catalogue.items.iter().map(|i| i.title.as_str()));
+    let mut checked = 0;
+    for u in 0..20 {
+        let h = e.users[u].items.clone();
+        for mode in [Mode::PulseTs, Mode::Hybrid] {
+            for r in e.recommend(&req(h.clone(), mode, false)).unwrap() {
+                if r.evidence.cited.is_empty() {
+                    continue; // the popularity sentence cites nothing by design
+                }
+                let ctx = Context {
+                    item_title: &r.title,
+                    history_titles: h.iter().map(|&i| e.catalogue.items[i as usize].title.as_str()).collect(),
+                    cited_titles: r.evidence.cited.iter().map(|c| c.title.as_str()).collect(),
+                    attributes: r.evidence.cited.iter().flat_map(|c| c.shared_terms.clone()).collect(),
+                };
+                let c = check(&r.reason, &ctx, &vocab, Thresholds::default());
+                assert!(!c.failures.contains(&Failure::Ungrounded), "{}: {c:?}", r.reason);
+                assert!(!c.failures.iter().any(|f| matches!(f, Failure::Hallucination(_))), "{}: {c:?}", r.reason);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
