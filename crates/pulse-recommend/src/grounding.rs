@@ -4,8 +4,10 @@
 //!
 //! A reason is checked against a [`Context`]: the explained item, the history, the cited history items
 //! and their shared attributes. Words are compared normalised ([`crate::search::normalise`]). A *name*
-//! is a word that is distinctive in the catalogue (it occurs in at most `name_df` of the titles, e.g. a
-//! brand or product line) — the kind of word a reason must not invent.
+//! is a word written as a name in the reason (capitalised, not at a sentence start; or in capitals) that
+//! is distinctive in the catalogue (it occurs in at most `name_df` of the titles: a brand, a product
+//! line) — the kind of word a reason must not invent. Lower-case words are not names: titles rarely
+//! contain everyday words ("this", "quality"), so rarity alone would flag them.
 use crate::search::normalise;
 use std::collections::{HashMap, HashSet};
 
@@ -34,6 +36,7 @@ impl Vocab {
     pub fn is_name(&self, w: &str, share: f64) -> bool {
         w.chars().count() >= 3
             && w.chars().any(|c| c.is_alphabetic())
+            && !NOT_NAMES.contains(&w)
             && self.df.get(w).is_some_and(|&d| (d as f64) <= share * self.n.max(1) as f64)
     }
 }
@@ -110,6 +113,36 @@ fn longest_run(a: &[String], b: &[String]) -> usize {
     best
 }
 
+/// Everyday words that are never names, however they are written or rarely titles use them.
+const NOT_NAMES: &[&str] = &[
+    "the", "this", "that", "these", "those", "they", "their", "them", "there", "then", "than", "and", "but", "for", "with",
+    "from", "into", "onto", "your", "you", "our", "its", "his", "her", "she", "him", "who", "what", "which", "when", "where",
+    "why", "how", "all", "any", "each", "every", "both", "more", "most", "some", "such", "only", "also", "just", "very",
+    "not", "can", "will", "would", "could", "should", "may", "might", "must", "has", "have", "had", "was", "were", "are",
+    "been", "being", "one", "two", "three", "first", "next", "last", "new", "best", "top", "high", "great", "good", "made",
+    "make", "item", "items", "product", "products", "brand", "brands", "shopper", "shoppers", "user", "users", "customer",
+    "based", "because", "since", "while", "after", "before", "like", "well", "here", "now", "yes", "step", "note",
+];
+
+/// The reason's words written as names: capitalised and not the first word of a sentence, or in capitals
+/// (two letters or more); normalised.
+fn written_names(reason: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut sentence_start = true;
+    for raw in reason.split_whitespace() {
+        let core: &str = raw.trim_matches(|c: char| !c.is_alphanumeric());
+        let caps = core.chars().filter(|c| c.is_alphabetic()).count() >= 2 && core.chars().all(|c| !c.is_lowercase());
+        let capitalised = core.chars().next().is_some_and(char::is_uppercase);
+        if !core.is_empty() && (caps || (capitalised && !sentence_start)) {
+            out.extend(words(core));
+        }
+        if !core.is_empty() {
+            sentence_start = raw.ends_with(['.', '!', '?', ':']);
+        }
+    }
+    out
+}
+
 /// Share of repeated word trigrams (0 when fewer than two trigrams).
 pub fn trigram_repeat_rate(w: &[String]) -> f64 {
     if w.len() < 4 {
@@ -151,7 +184,8 @@ pub fn check(reason: &str, ctx: &Context, vocab: &Vocab, t: Thresholds) -> Check
         .flat_map(words)
         .chain(ctx.attributes.iter().flat_map(|a| words(a)))
         .collect();
-    let mut invented: Vec<String> = rw.iter().filter(|w| vocab.is_name(w, t.name_df) && !allowed.contains(*w)).cloned().collect();
+    let mut invented: Vec<String> =
+        written_names(reason).into_iter().filter(|w| vocab.is_name(w, t.name_df) && !allowed.contains(w)).collect();
     invented.sort();
     invented.dedup();
     if !invented.is_empty() {
@@ -231,6 +265,11 @@ mod tests {
         assert_eq!(generic.failures, vec![Failure::Ungrounded]);
         let invented = check("Like your Mario Badescu spray, Davines oil suits you.", &ctx(), &v, t);
         assert_eq!(invented.failures, vec![Failure::Hallucination(vec!["davines".into()])]);
+        // a rare catalogue word written in lower case, or opening a sentence, is not a name
+        let plain = check("Davines fans like it. Mario Badescu again, with davines nearby.", &ctx(), &v, t);
+        assert!(plain.passed(), "{plain:?}");
+        let caps = check("After your Mario Badescu spray: COLOR WOW next.", &ctx(), &v, t);
+        assert_eq!(caps.failures, vec![Failure::Hallucination(vec!["color".into(), "wow".into()])]);
         let copy = check("Mario Badescu Drying Lotion is the Mario Badescu pick.", &Context { item_title: "Mario Badescu Drying Lotion Extra Strength", ..ctx() }, &v, t);
         assert!(copy.passed(), "4 of 6 title words in a row is not a copy: {copy:?}");
         let copy = check("Mario Badescu Drying Lotion Extra Strength for you, a Mario Badescu fan.", &Context { item_title: "Mario Badescu Drying Lotion Extra Strength", ..ctx() }, &v, t);
