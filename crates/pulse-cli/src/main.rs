@@ -195,12 +195,7 @@ fn explain_check(a: args::ExplainCheckArgs) -> Result<()> {
             "measured_at": pulse_pipeline::util::utc_now(),
             "rows": rows,
         });
-        if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d)?;
-        }
-        let tmp = out.with_extension("json.partial");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&j)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &out)?;
+        pulse_eval::write_atomic(&out, (serde_json::to_string_pretty(&j)? + "\n").as_bytes()).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
         println!("wrote {}", out.display());
     }
     Ok(())

@@ -106,7 +106,9 @@ pub fn fit(o: &FitOptions) -> Result<Vec<String>> {
     let knn = pulse_baselines::ItemKnn::fit(&l.split, c.itemknn.window, c.itemknn.last, c.itemknn.decay);
     let titles: Vec<&str> = l.ds.items.iter().map(|it| it.title.as_str()).collect();
     let lexical = pulse_baselines::Lexical::new(&titles, c.lexical.last, c.lexical.decay)?;
-    let pop = pulse_baselines::Pop::fit(&l.split).log_scaled();
+    let pop_fit = pulse_baselines::Pop::fit(&l.split);
+    let pop_counts = pop_fit.counts().to_vec();
+    let pop = pop_fit.log_scaled();
     let parts: Vec<&dyn Recommender> = vec![&seq, &content, &knn, &lexical, &pop];
     let names = vec![seq_name.to_string(), "content".into(), "itemknn".into(), "lexical".into(), "pop".into()];
     let t_tune = Instant::now();
@@ -136,7 +138,6 @@ pub fn fit(o: &FitOptions) -> Result<Vec<String>> {
     }
     arrays.sort_by(|a, b| a.0.cmp(&b.0));
     w.put_arrays("pulse_ts.safetensors", &arrays)?;
-    let pop_counts = pulse_baselines::Pop::fit(&l.split).counts().to_vec();
     w.put_arrays("neighbours.safetensors", &knn.core().bundle_arrays(pop_counts))?;
     let settings = Settings {
         sequence_model: seq_name.into(),

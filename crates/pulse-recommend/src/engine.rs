@@ -119,13 +119,16 @@ pub struct Engine {
     pop_log_moments: (f64, f64),
 }
 
-/// The hybrid's parts for one history: each part's (mean, sd) over the catalogue (0 where unused).
+/// The hybrid's parts for one history: each part's sd over the catalogue, and the content and lexical
+/// profiles' norms (what their per-item contributions divide by); 0 where a part has no weight.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PartStats {
     pub content_sd: f64,
     pub itemknn_sd: f64,
     pub lexical_sd: f64,
     pub seq_sd: f64,
+    pub content_norm: f32,
+    pub lexical_norm: f32,
 }
 
 /// Mean and standard deviation of a score row (population, as pulse-eval standardises).
@@ -269,8 +272,8 @@ impl Engine {
         self.settings.hybrid_parts.iter().position(|p| p == part).map_or(0.0, |i| self.settings.hybrid_weights[i])
     }
 
-    /// Content's mean and sd over the catalogue for a history, from the moment matrices.
-    fn content_moments(&self, history: &[u32]) -> (f64, f64) {
+    /// Content's sd over the catalogue for a history, from the moment matrices (the profile summed in f64).
+    fn content_sd(&self, history: &[u32]) -> f64 {
         let dim = self.content.dim;
         let mut p = vec![0f64; dim];
         for (pos, w) in crate::parts::profile(history, self.content.last, self.content.decay) {
@@ -281,7 +284,7 @@ impl Engine {
         }
         let norm = p.iter().map(|x| x * x).sum::<f64>().sqrt();
         if norm <= 0.0 {
-            return (0.0, 0.0);
+            return 0.0;
         }
         p.iter_mut().for_each(|x| *x /= norm);
         let mean: f64 = crate::simd::dot64(&p, &self.content_mean);
@@ -289,7 +292,28 @@ impl Engine {
         for a in 0..dim {
             q += p[a] * crate::simd::dot64(&self.content_m2[a * dim..(a + 1) * dim], &p);
         }
-        (mean, (q - mean * mean).max(0.0).sqrt())
+        (q - mean * mean).max(0.0).sqrt()
+    }
+
+    /// The parts' spreads and profile norms the evidence needs, for the parts with a weight: the hybrid
+    /// computed them while scoring; for PULSE-TS, from sparse rows (item-KNN, lexical) and content's
+    /// moment matrices.
+    fn evidence_stats(&self, history: &[u32], mode: Mode, scored: PartStats) -> PartStats {
+        if mode == Mode::Hybrid {
+            return scored;
+        }
+        let mut st = scored;
+        if self.weight("content") != 0.0 {
+            (st.content_sd, st.content_norm) = (self.content_sd(history), self.content.profile_norm(history));
+        }
+        if self.weight("itemknn") != 0.0 {
+            st.itemknn_sd = moments(&self.knn.scores(history)).1;
+        }
+        if self.weight("lexical") != 0.0 {
+            let (row, norm) = self.lexical.scores_and_norm(history);
+            (st.lexical_sd, st.lexical_norm) = (moments(&row).1, norm);
+        }
+        st
     }
 
     /// Scores of every item under `mode` (the hybrid standardises each part over the catalogue).
@@ -313,42 +337,34 @@ impl Engine {
             return (seq, st, state);
         }
         let mut acc = vec![0f32; n];
-        let mut add = |row: &[f32], (mean, sd): (f64, f64), w: f32| {
+        // adds w · (row − mean) / sd and returns the sd
+        let mut add = |row: &[f32], known: Option<(f64, f64)>, w: f32| {
+            let (mean, sd) = known.unwrap_or_else(|| moments(row));
             let s = inv(sd);
             let (wm, ws) = ((w as f64 * mean * s) as f32, (w as f64 * s) as f32);
             for (a, &x) in acc.iter_mut().zip(row) {
                 *a += ws * x - wm;
             }
+            sd
         };
         for (part, &w) in self.settings.hybrid_parts.iter().zip(&self.settings.hybrid_weights) {
             if w == 0.0 {
                 continue;
             }
             match part.as_str() {
-                "pulse-ts" | "pulse-ts-norat" => {
-                    let m = moments(&seq);
-                    st.seq_sd = m.1;
-                    add(&seq, m, w)
-                }
+                "pulse-ts" | "pulse-ts-norat" => st.seq_sd = add(&seq, None, w),
                 "content" => {
-                    let row = self.content.scores(history);
-                    let m = moments(&row);
-                    st.content_sd = m.1;
-                    add(&row, m, w)
+                    let (row, norm) = self.content.scores_and_norm(history);
+                    (st.content_sd, st.content_norm) = (add(&row, None, w), norm);
                 }
-                "itemknn" => {
-                    let row = self.knn.scores(history);
-                    let m = moments(&row);
-                    st.itemknn_sd = m.1;
-                    add(&row, m, w)
-                }
+                "itemknn" => st.itemknn_sd = add(&self.knn.scores(history), None, w),
                 "lexical" => {
-                    let row = self.lexical.scores(history);
-                    let m = moments(&row);
-                    st.lexical_sd = m.1;
-                    add(&row, m, w)
+                    let (row, norm) = self.lexical.scores_and_norm(history);
+                    (st.lexical_sd, st.lexical_norm) = (add(&row, None, w), norm);
                 }
-                "pop" => add(&self.pop_log, self.pop_log_moments, w),
+                "pop" => {
+                    add(&self.pop_log, Some(self.pop_log_moments), w);
+                }
                 _ => {}
             }
         }
@@ -389,23 +405,23 @@ impl Engine {
     }
 
     /// Per history position: (content, itemknn, lexical) standardised, weighted shares of `item`'s score.
-    /// `stats`: the parts' sd over the catalogue for this history.
-    fn part_shares(&self, history: &[u32], item: u32, sd: (f64, f64, f64), norms: (f32, f32)) -> HashMap<usize, [f32; 4]> {
+    /// `st`: the parts' spreads over the catalogue and profile norms for this history.
+    fn part_shares(&self, history: &[u32], item: u32, st: &PartStats) -> HashMap<usize, [f32; 4]> {
         let (wc, wk, wl) = (self.weight("content"), self.weight("itemknn"), self.weight("lexical"));
         let mut m: HashMap<usize, [f32; 4]> = HashMap::new();
         if wc != 0.0 {
-            for (pos, c) in self.content.contributions_given(history, item, norms.0) {
-                m.entry(pos).or_default()[0] += wc * (c as f64 * inv(sd.0)) as f32;
+            for (pos, c) in self.content.contributions_given(history, item, st.content_norm) {
+                m.entry(pos).or_default()[0] += wc * (c as f64 * inv(st.content_sd)) as f32;
             }
         }
         if wk != 0.0 {
             for (pos, c) in self.knn.contributions(history, item) {
-                m.entry(pos).or_default()[1] += wk * (c as f64 * inv(sd.1)) as f32;
+                m.entry(pos).or_default()[1] += wk * (c as f64 * inv(st.itemknn_sd)) as f32;
             }
         }
         if wl != 0.0 {
-            for (pos, c) in self.lexical.contributions_given(history, item, norms.1) {
-                m.entry(pos).or_default()[2] += wl * (c as f64 * inv(sd.2)) as f32;
+            for (pos, c) in self.lexical.contributions_given(history, item, st.lexical_norm) {
+                m.entry(pos).or_default()[2] += wl * (c as f64 * inv(st.lexical_sd)) as f32;
             }
         }
         m
@@ -421,17 +437,7 @@ impl Engine {
         let (scores, st, state) = self.scores_and_stats(h, r.mode);
         let exclude: &[u32] = if r.exclude_history { h } else { &[] };
         let top = Self::top_k(&scores, r.k, exclude);
-        // the parts' spread over the catalogue for this history: the hybrid computed them; for PULSE-TS,
-        // sparse rows for item-KNN and lexical and content's moment matrices (only parts with a weight)
-        let (sd_c, sd_k, sd_l) = match r.mode {
-            Mode::Hybrid => (st.content_sd, st.itemknn_sd, st.lexical_sd),
-            Mode::PulseTs => (
-                if self.weight("content") != 0.0 { self.content_moments(h).1 } else { 0.0 },
-                if self.weight("itemknn") != 0.0 { moments(&self.knn.scores(h)).1 } else { 0.0 },
-                if self.weight("lexical") != 0.0 { moments(&self.lexical.scores(h)).1 } else { 0.0 },
-            ),
-        };
-        let norms = (self.content.profile_norm(h), self.lexical.profile_norm(h));
+        let st = self.evidence_stats(h, r.mode, st);
         let seq_sd = if r.leave_one_out { Some(if r.mode == Mode::Hybrid { st.seq_sd } else { 1.0 }) } else { None };
         // leave-one-out: the state without each distinct history item
         let loo: Vec<(u32, Option<Vec<f32>>)> = if r.leave_one_out && !h.is_empty() {
@@ -450,7 +456,7 @@ impl Engine {
         };
         let mut out = Vec::with_capacity(top.len());
         for (rank, &item) in top.iter().enumerate() {
-            let shares = self.part_shares(h, item, (sd_c, sd_k, sd_l), norms);
+            let shares = self.part_shares(h, item, &st);
             // merge positions into items
             let mut by_item: HashMap<u32, [f32; 4]> = HashMap::new();
             for (pos, s) in shares {

@@ -5,18 +5,12 @@ use crate::bundle::{Array, BundleWriter, DatasetInfo, Manifest};
 use crate::engine::{CatalogueItem, KnnSettings, ProfileSettings, Settings, UserRow};
 use crate::parts::Knn;
 use crate::Result;
+use pulse_data::Rng;
 use std::path::Path;
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
+/// Uniform values in [-scale, scale).
+fn uniform(r: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| (r.next_f32() * 2.0 - 1.0) * scale).collect()
 }
 
 /// Titles of the fixture: item 0 carries markup (a page must show it as text).
@@ -24,7 +18,7 @@ pub const SCRIPT_TITLE: &str = "<script>alert(1)</script> Rose & Oud Face Serum"
 
 /// Writes a bundle of `n_items` items and 60 users to `out` (hidden size 8, 2 blocks, 2 heads).
 pub fn write_tiny(out: &Path, n_items: usize, seed: u64) -> Result<Manifest> {
-    let mut r = Lcg(seed);
+    let mut r = Rng::new(seed);
     let words = ["Rose", "Oud", "Vitamin C", "Retinol", "Argan", "Matte", "Hydrating", "Night", "Clay", "Silk"];
     let kinds = ["Serum", "Cream", "Shampoo", "Mask", "Lipstick", "Toner"];
     let items: Vec<CatalogueItem> = (0..n_items)
@@ -46,21 +40,21 @@ pub fn write_tiny(out: &Path, n_items: usize, seed: u64) -> Result<Manifest> {
     let mut w = BundleWriter::create(out)?;
     w.put_json_lines("catalogue.jsonl", &items)?;
     w.put_json_lines("users.jsonl", &users)?;
-    let text = r.vec(n_items * dim, 1.0);
-    let xy = r.vec(n_items * 2, 1.0);
+    let text = uniform(&mut r, n_items * dim, 1.0);
+    let xy = uniform(&mut r, n_items * 2, 1.0);
     w.put_arrays("item_text.safetensors", &[("text", Array::f32(&[n_items, dim], text)), ("xy", Array::f32(&[n_items, 2], xy))])?;
     let mut arrays: Vec<(String, Array)> = vec![
-        ("items".into(), Array::f32(&[n_items, d], r.vec(n_items * d, 0.5))),
-        ("pos_emb".into(), Array::f32(&[max_len, d], r.vec(max_len * d, 0.1))),
+        ("items".into(), Array::f32(&[n_items, d], uniform(&mut r, n_items * d, 0.5))),
+        ("pos_emb".into(), Array::f32(&[max_len, d], uniform(&mut r, max_len * d, 0.1))),
         ("lnf.g".into(), Array::f32(&[d], vec![1.0; d])),
         ("lnf.b".into(), Array::f32(&[d], vec![0.0; d])),
     ];
     for b in 0..2 {
         for (n, len) in [("wq", d * d), ("wk", d * d), ("wv", d * d), ("wo", d * d), ("w1", d * d), ("w2", d * d)] {
-            arrays.push((format!("b{b}.{n}"), Array::f32(&[d, d], r.vec(len, 0.3))));
+            arrays.push((format!("b{b}.{n}"), Array::f32(&[d, d], uniform(&mut r, len, 0.3))));
         }
         for n in ["bq", "bk", "bv", "bo", "c1", "c2", "ln1.b", "ln2.b"] {
-            arrays.push((format!("b{b}.{n}"), Array::f32(&[d], r.vec(d, 0.05))));
+            arrays.push((format!("b{b}.{n}"), Array::f32(&[d], uniform(&mut r, d, 0.05))));
         }
         for n in ["ln1.g", "ln2.g"] {
             arrays.push((format!("b{b}.{n}"), Array::f32(&[d], vec![1.0; d])));

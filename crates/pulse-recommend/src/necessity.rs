@@ -5,6 +5,7 @@
 //! or the sequence model's for leave-one-out), so the evidence has to beat chance. The candidate set stays the original one (items
 //! of the full history stay excluded), so only the scores change.
 use crate::engine::{Engine, Mode, Request};
+use pulse_data::Rng;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -32,21 +33,6 @@ pub struct Necessity {
     pub window: usize,
 }
 
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -64,17 +50,14 @@ fn median(v: &mut [f64]) -> f64 {
 /// history is everything before their last item (the leave-one-out test target is not shown).
 pub fn sample_users(e: &Engine, n: usize, seed: u64) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..e.users.len()).filter(|&u| e.users[u].items.len() >= 2).collect();
-    let mut r = SplitMix(seed);
-    for i in (1..idx.len()).rev() {
-        idx.swap(i, r.below(i + 1));
-    }
+    Rng::derive(seed, "necessity-users").shuffle(&mut idx);
     idx.truncate(n);
     idx.sort_unstable();
     idx
 }
 
 pub fn measure(e: &Engine, users: &[usize], mode: Mode, leave_one_out: bool, k: usize, seed: u64) -> Necessity {
-    let mut r = SplitMix(seed ^ 0x5eed);
+    let mut r = Rng::derive(seed, "necessity-random");
     let parts_window = e.content.last.max(e.knn.last).max(e.lexical.last);
     let window = match (leave_one_out, mode) {
         (false, _) => parts_window,
@@ -101,9 +84,7 @@ pub fn measure(e: &Engine, users: &[usize], mode: Mode, leave_one_out: bool, k: 
         let mut pool = h[h.len().saturating_sub(window)..].to_vec();
         pool.sort_unstable();
         pool.dedup();
-        for i in (1..pool.len()).rev() {
-            pool.swap(i, r.below(i + 1));
-        }
+        r.shuffle(&mut pool);
         let random: Vec<u32> = pool[..cited.len().min(pool.len())].to_vec();
         if cited.len() >= pool.len() {
             whole += 1;

@@ -51,9 +51,13 @@ impl Content {
         (p, n)
     }
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
+        self.scores_and_norm(history).0
+    }
+    /// [`Content::scores`] and the profile's norm (what the contributions divide by).
+    pub fn scores_and_norm(&self, history: &[u32]) -> (Vec<f32>, f32) {
         let (p, n) = self.profile_vec(history);
         let inv = if n > 0.0 { 1.0 / n } else { 0.0 };
-        self.rows.chunks_exact(self.dim).map(|r| crate::simd::dot(r, &p) * inv).collect()
+        (self.rows.chunks_exact(self.dim).map(|r| crate::simd::dot(r, &p) * inv).collect(), n)
     }
     /// Each profile item's share of `item`'s score (they sum to it).
     pub fn contributions(&self, history: &[u32], item: u32) -> Vec<(usize, f32)> {
@@ -251,6 +255,10 @@ impl Lexical {
         (p, norm)
     }
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
+        self.scores_and_norm(history).0
+    }
+    /// [`Lexical::scores`] and the profile's norm (what the contributions divide by).
+    pub fn scores_and_norm(&self, history: &[u32]) -> (Vec<f32>, f32) {
         let (p, norm) = self.profile_map(history);
         let mut s = vec![0f32; self.items.len()];
         if norm > 0.0 {
@@ -261,7 +269,7 @@ impl Lexical {
                 }
             }
         }
-        s
+        (s, norm)
     }
     fn dot(&self, a: u32, b: u32) -> f32 {
         let (va, vb) = (&self.items[a as usize], &self.items[b as usize]);
